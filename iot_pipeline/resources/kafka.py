@@ -1,0 +1,97 @@
+"""Kafka connection settings as a Dagster resource, shared by the simulator, the admin and the stream."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import dagster as dg
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+
+class KafkaConfigError(RuntimeError):
+    """Raised when the broker cannot be used; the message names the setting to fix."""
+
+
+class KafkaResource(dg.ConfigurableResource):
+    """Where the events live in Kafka.
+
+    ``client_config`` is passed to every confluent-kafka client (librdkafka property names), for
+    example ``security.protocol`` and ``sasl.*`` in production; secrets belong in the environment.
+    """
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic: str = "iot-events"
+    quarantine_topic: str = "iot-events-quarantine"
+    partitions: int = 3
+    replication_factor: int = 1
+    client_config: dict[str, str] = {}
+
+    def _base(self) -> dict[str, Any]:
+        return {"bootstrap.servers": self.bootstrap_servers, **self.client_config}
+
+    def admin(self) -> AdminClient:
+        return AdminClient(self._base())
+
+    def producer(self, **overrides: Any) -> Producer:
+        return Producer({**self._base(), **overrides})
+
+    def consumer(self, group_id: str, **overrides: Any) -> Consumer:
+        conf = {"group.id": group_id, "auto.offset.reset": "earliest", "enable.auto.commit": False}
+        return Consumer({**self._base(), **conf, **overrides})
+
+    def check_reachable(self, timeout_s: float = 10.0) -> None:
+        """Fail fast with the setting to fix instead of letting clients retry forever."""
+        try:
+            self.admin().list_topics(timeout=timeout_s)
+        except KafkaException as exc:
+            raise KafkaConfigError(
+                f"Kafka broker not reachable at bootstrap servers {self.bootstrap_servers!r} within "
+                f"{timeout_s:.0f}s ({exc.args[0]}). Check IOT_KAFKA_BOOTSTRAP_SERVERS (and the "
+                "security settings in the Kafka resource's client_config)."
+            ) from exc
+
+    def ensure_topics(self, timeout_s: float = 30.0) -> list[str]:
+        """Create the event and quarantine topics if missing; returns the names it created."""
+        self.check_reachable()
+        admin = self.admin()
+        existing = set(admin.list_topics(timeout=timeout_s).topics)
+        wanted = [t for t in (self.topic, self.quarantine_topic) if t and t not in existing]
+        if not wanted:
+            return []
+        futures = admin.create_topics(
+            [NewTopic(t, num_partitions=self.partitions, replication_factor=self.replication_factor) for t in wanted],
+            operation_timeout=timeout_s,
+        )
+        created = []
+        for name, future in futures.items():
+            try:
+                future.result()
+                created.append(name)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:  # another client won the race
+                    raise
+        self._await_leaders(admin, wanted, timeout_s)
+        return created
+
+    def _await_leaders(self, admin: AdminClient, names: list[str], timeout_s: float) -> None:
+        """CreateTopics answers once the controller commits; the broker's metadata (what producers and
+        Spark's AdminClient read) catches up a moment later, so wait until every partition has a leader."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            topics = admin.list_topics(timeout=timeout_s).topics
+            if all(
+                name in topics
+                and topics[name].error is None
+                and topics[name].partitions
+                and all(p.leader >= 0 for p in topics[name].partitions.values())
+                for name in names
+            ):
+                return
+            if time.monotonic() > deadline:
+                raise KafkaConfigError(
+                    f"Topics {names} were created but have no partition leaders after {timeout_s:.0f}s "
+                    f"on {self.bootstrap_servers!r}."
+                )
+            time.sleep(0.1)

@@ -1,0 +1,17 @@
+"""The lake root as a Dagster resource."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from iot_pipeline.storage.layout import LakeLayout, normalize_root
+
+
+class LakeResource(dg.ConfigurableResource):
+    """Root URI of the lake: a local directory (default), ``file://`` or ``s3a://bucket/prefix``."""
+
+    root: str = ".local/lake"
+
+    @property
+    def layout(self) -> LakeLayout:
+        return LakeLayout(normalize_root(self.root))
