@@ -1,0 +1,5 @@
+import sys
+
+from iot_pipeline.streaming.cli import main
+
+sys.exit(main())

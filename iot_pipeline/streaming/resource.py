@@ -1,0 +1,247 @@
+"""The long-running Spark Structured Streaming job, owned by a Dagster resource.
+
+Two queries read the Kafka topic: ``bronze`` lands every record, valid ones in bronze and the rest in
+quarantine (see :mod:`iot_pipeline.streaming.sink`); ``live_device_type_minute`` keeps provisional
+per-minute statistics (see :mod:`iot_pipeline.streaming.live`). Both checkpoint under the lake's state
+area, so a restart resumes exactly where the last committed batch ended.
+
+Modes, same code: ``continuous`` runs micro-batches every ``trigger_seconds`` until stopped;
+``available_now`` drains what Kafka holds when it starts, then stops (CI, catch-up, tests).
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import dagster as dg
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.streaming import StreamingQuery
+
+from iot_pipeline.contract.event import MAX_RECORD_BYTES_DEFAULT
+from iot_pipeline.resources.kafka import KafkaConfigError, KafkaResource
+from iot_pipeline.resources.lake import LakeResource
+from iot_pipeline.resources.spark import SparkResource
+from iot_pipeline.storage.layout import LakeLayout
+from iot_pipeline.streaming.live import device_type_minute_stats
+from iot_pipeline.streaming.metrics import ProgressListener, StreamMetrics
+from iot_pipeline.streaming.sink import BatchResult, BronzeBatchWriter
+from iot_pipeline.streaming.state import write_watermark
+
+BRONZE_QUERY = "bronze"
+LIVE_QUERY = "live_device_type_minute"
+
+
+class StreamMode(str, enum.Enum):
+    CONTINUOUS = "continuous"
+    AVAILABLE_NOW = "available_now"
+
+
+@dataclass
+class StreamTotals:
+    batches: int = 0
+    input_rows: int = 0
+    bronze_rows: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+    hours: set[tuple[str, int]] = field(default_factory=set)
+
+    def add(self, result: BatchResult) -> None:
+        self.batches += 1
+        self.input_rows += result.input_rows
+        self.bronze_rows += result.bronze_rows
+        self.hours.update(result.hours)
+        for reason, count in result.quarantined.items():
+            self.quarantined[reason] = self.quarantined.get(reason, 0) + count
+
+
+@dataclass
+class StreamHandle:
+    """Running queries of one stream; ``stop`` leaves the checkpoints consistent."""
+
+    spark: SparkSession
+    queries: list[StreamingQuery]
+    metrics: StreamMetrics
+    listener: ProgressListener
+    totals: StreamTotals
+    _stopped: bool = False
+
+    @property
+    def active(self) -> bool:
+        return any(q.isActive for q in self.queries)
+
+    def raise_if_failed(self) -> None:
+        for query in self.queries:
+            error = query.exception()
+            if error is not None:
+                raise RuntimeError(f"Streaming query {query.name!r} failed: {error}") from None
+
+    def wait(self, stop: threading.Event | None = None, poll_s: float = 1.0) -> None:
+        """Block until every query ends (available-now) or ``stop`` is set (continuous)."""
+        while self.active and not (stop is not None and stop.is_set()):
+            for query in self.queries:
+                if query.isActive:
+                    query.awaitTermination(poll_s)
+            self.raise_if_failed()
+        self.raise_if_failed()
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        for query in self.queries:
+            if query.isActive:
+                query.stop()
+        self.spark.streams.removeListener(self.listener)
+        self.metrics.shutdown()
+
+
+class SparkStreamingResource(dg.ConfigurableResource):
+    """Owns the streaming job: builds its Spark session, starts, monitors and stops its queries."""
+
+    spark: SparkResource
+    kafka: KafkaResource
+    lake: LakeResource
+    trigger_seconds: float = 10.0
+    starting_offsets: str = "earliest"
+    max_offsets_per_trigger: int | None = None
+    fail_on_data_loss: bool = True
+    kafka_options: dict[str, str] = {}
+    max_record_bytes: int = MAX_RECORD_BYTES_DEFAULT
+    live_watermark_minutes: int = 10
+    live_stats: bool = True
+    quarantine_to_kafka: bool = False
+    metrics_port: int = 9109
+    metrics_host: str = "127.0.0.1"
+
+    def _session(self) -> SparkSession:
+        session = getattr(self.spark, "spark_session", None)
+        return session if session is not None else self.spark.build_session()
+
+    def _kafka_source(self, spark: SparkSession, mode: StreamMode) -> DataFrame:
+        reader = (
+            spark.readStream.format("kafka")
+            .option("kafka.bootstrap.servers", self.kafka.bootstrap_servers)
+            .option("subscribe", self.kafka.topic)
+            .option("startingOffsets", self.starting_offsets)
+            .option("failOnDataLoss", str(self.fail_on_data_loss).lower())
+        )
+        if self.max_offsets_per_trigger:
+            reader = reader.option("maxOffsetsPerTrigger", str(self.max_offsets_per_trigger))
+        for key, value in self.kafka_options.items():
+            reader = reader.option(key if key.startswith("kafka.") else f"kafka.{key}", value)
+        return reader.load()
+
+    def _check_topic(self) -> None:
+        self.kafka.check_reachable()
+        topics = self.kafka.admin().list_topics(timeout=10).topics
+        if self.kafka.topic not in topics:
+            raise KafkaConfigError(
+                f"Kafka topic {self.kafka.topic!r} does not exist on {self.kafka.bootstrap_servers}: create it "
+                "with `iot-pipeline kafka topics` or set IOT_KAFKA_TOPIC to an existing topic."
+            )
+
+    def _quarantine_publisher(self) -> Callable[[DataFrame], None]:
+        def publish(bad: DataFrame) -> None:
+            (
+                bad.selectExpr("kafka_key AS key", "to_json(struct(*)) AS value")
+                .write.format("kafka")
+                .option("kafka.bootstrap.servers", self.kafka.bootstrap_servers)
+                .option("topic", self.kafka.quarantine_topic)
+                .options(**{k if k.startswith("kafka.") else f"kafka.{k}": v for k, v in self.kafka_options.items()})
+                .save()
+            )
+
+        return publish
+
+    def start(
+        self,
+        mode: StreamMode | str = StreamMode.CONTINUOUS,
+        log: Callable[[str], None] = print,
+        on_batch: Callable[[BatchResult], None] | None = None,
+    ) -> StreamHandle:
+        mode = StreamMode(mode)
+        self._check_topic()
+        spark = self._session()
+        layout: LakeLayout = self.lake.layout
+        metrics = StreamMetrics()
+        if self.metrics_port:
+            metrics.serve(self.metrics_port, self.metrics_host)
+        totals = StreamTotals()
+
+        def report_batch(result: BatchResult) -> None:
+            totals.add(result)
+            metrics.record_batch(result)
+            bad = ", ".join(f"{r}={n}" for r, n in sorted(result.quarantined.items())) or "none"
+            log(
+                f"batch {result.batch_id}: {result.input_rows} records, {result.bronze_rows} to bronze "
+                f"in {len(result.hours)} hour(s), quarantined: {bad} ({result.seconds:.1f}s)"
+            )
+
+        def report_progress(progress: dict[str, Any]) -> None:
+            watermark = (progress.get("eventTime") or {}).get("watermark")
+            if progress.get("name") == LIVE_QUERY and watermark and not watermark.startswith("1970"):
+                write_watermark(spark, layout, datetime.fromisoformat(watermark.replace("Z", "+00:00")))
+            if progress.get("numInputRows"):
+                log(
+                    f"{progress.get('name')}: batch {progress.get('batchId')} "
+                    f"{progress.get('numInputRows')} rows, {progress.get('processedRowsPerSecond') or 0:.0f} rows/s"
+                    + (f", watermark {watermark}" if watermark else "")
+                )
+
+        writer = BronzeBatchWriter(
+            layout=layout,
+            max_record_bytes=self.max_record_bytes,
+            quarantine_to_kafka=self._quarantine_publisher() if self.quarantine_to_kafka else None,
+            on_batch=[report_batch, *([on_batch] if on_batch else [])],
+        )
+        listener = ProgressListener(metrics, [report_progress], time.time)
+        spark.streams.addListener(listener)
+        trigger: dict[str, Any] = (
+            {"availableNow": True} if mode is StreamMode.AVAILABLE_NOW else {"processingTime": f"{self.trigger_seconds} seconds"}
+        )
+        queries = [
+            self._kafka_source(spark, mode)
+            .writeStream.queryName(BRONZE_QUERY)
+            .foreachBatch(writer)
+            .option("checkpointLocation", layout.checkpoint(BRONZE_QUERY))
+            .trigger(**trigger)
+            .start()
+        ]
+        if self.live_stats:
+            live = device_type_minute_stats(
+                self._kafka_source(spark, mode), self.live_watermark_minutes, self.max_record_bytes
+            )
+            queries.append(
+                live.writeStream.queryName(LIVE_QUERY)
+                .format("parquet")
+                .outputMode("append")
+                .partitionBy("event_date")
+                .option("path", layout.live_device_type_minute)
+                .option("checkpointLocation", layout.checkpoint(LIVE_QUERY))
+                .trigger(**trigger)
+                .start()
+            )
+        log(
+            f"stream started ({mode.value}): {self.kafka.topic}@{self.kafka.bootstrap_servers} -> {layout.root}"
+            + (f", metrics on :{self.metrics_port}" if self.metrics_port else "")
+        )
+        return StreamHandle(spark, queries, metrics, listener, totals)
+
+    def run(
+        self,
+        mode: StreamMode | str = StreamMode.CONTINUOUS,
+        log: Callable[[str], None] = print,
+        stop: threading.Event | None = None,
+    ) -> StreamTotals:
+        """Start, wait until done or ``stop`` is set, and always stop the queries on the way out."""
+        handle = self.start(mode, log)
+        try:
+            handle.wait(stop)
+        finally:
+            handle.stop()
+        return handle.totals
