@@ -9,6 +9,9 @@ from pathlib import Path
 
 from iot_pipeline.services.paths import cache_dir
 
+# Debian's Maven defaults to dependency plugin 2.8, whose `get` walks test-scope dependencies too.
+DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+
 _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
   <groupId>iot-pipeline.local</groupId>
@@ -60,7 +63,7 @@ def resolve_classpath(name: str, coordinates: list[str]) -> list[Path]:
     pom = work / "pom.xml"
     pom.write_text(_POM.format(name=name, deps="\n".join(_dependency(c) for c in coordinates)))
     result = subprocess.run(
-        [mvn, "-q", "-B", "-f", str(pom), "dependency:build-classpath", f"-Dmdep.outputFile={cp_file}"],
+        [mvn, "-q", "-B", "-f", str(pom), f"{DEPENDENCY_PLUGIN}:build-classpath", f"-Dmdep.outputFile={cp_file}"],
         capture_output=True,
         text=True,
     )
@@ -74,7 +77,7 @@ def prefetch(coordinates: list[str]) -> None:
     mvn = require_tool("mvn", "install Maven (Debian: apt-get install maven) or run scripts/setup.sh.")
     for coordinate in coordinates:
         result = subprocess.run(
-            [mvn, "-q", "-B", "dependency:get", f"-Dartifact={coordinate}"], capture_output=True, text=True
+            [mvn, "-q", "-B", f"{DEPENDENCY_PLUGIN}:get", f"-Dartifact={coordinate}"], capture_output=True, text=True
         )
         if result.returncode != 0:
             raise RuntimeError(f"Maven could not fetch {coordinate}:\n{result.stdout[-4000:]}{result.stderr[-4000:]}")
