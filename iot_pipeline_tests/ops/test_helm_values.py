@@ -1,0 +1,142 @@
+"""deploy/helm/values.yaml against the keys of Dagster's official chart (dagster/dagster 1.13).
+
+No helm binary or chart is available offline, so the expected keys are written down here from the
+chart's values schema (helm/dagster/schema in dagster-io/dagster); the chart rejects unknown keys.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from iot_pipeline_tests.ops.support import DEPLOY
+
+VALUES = DEPLOY / "helm" / "values.yaml"
+
+CHART_TOP_LEVEL = {
+    "global",
+    "dagsterWebserver",
+    "dagster-user-deployments",
+    "postgresql",
+    "generatePostgresqlPasswordSecret",
+    "generateCeleryConfigSecret",
+    "rabbitmq",
+    "redis",
+    "flower",
+    "ingress",
+    "imagePullSecrets",
+    "computeLogManager",
+    "scheduler",
+    "runLauncher",
+    "pythonLogs",
+    "dagsterDaemon",
+    "busybox",
+    "migrate",
+    "telemetry",
+    "serviceAccount",
+    "retention",
+    "additionalInstanceConfig",
+}
+USER_DEPLOYMENT_KEYS = {
+    "name",
+    "image",
+    "dagsterApiGrpcArgs",
+    "codeServerArgs",
+    "includeConfigInLaunchedRuns",
+    "port",
+    "env",
+    "envConfigMaps",
+    "envSecrets",
+    "annotations",
+    "nodeSelector",
+    "affinity",
+    "tolerations",
+    "podSecurityContext",
+    "securityContext",
+    "resources",
+    "livenessProbe",
+    "readinessProbe",
+    "startupProbe",
+    "labels",
+    "volumeMounts",
+    "volumes",
+    "schedulerName",
+}
+K8S_RUN_LAUNCHER_KEYS = {
+    "image",
+    "imagePullPolicy",
+    "jobNamespace",
+    "loadInclusterConfig",
+    "kubeconfigFile",
+    "envConfigMaps",
+    "envSecrets",
+    "envVars",
+    "volumeMounts",
+    "volumes",
+    "labels",
+    "failPodOnRunFailure",
+    "resources",
+    "schedulerName",
+    "securityContext",
+    "runK8sConfig",
+}
+QUEUED_COORDINATOR_KEYS = {
+    "maxConcurrentRuns",
+    "tagConcurrencyLimits",
+    "dequeueIntervalSeconds",
+    "dequeueNumWorkers",
+    "dequeueUseThreads",
+    "blockOpConcurrencyLimitedRuns",
+}
+
+
+def values() -> dict[str, Any]:
+    return yaml.safe_load(VALUES.read_text())
+
+
+def test_values_use_only_chart_keys() -> None:
+    v = values()
+    assert set(v) <= CHART_TOP_LEVEL, set(v) - CHART_TOP_LEVEL
+    for deployment in v["dagster-user-deployments"]["deployments"]:
+        assert set(deployment) <= USER_DEPLOYMENT_KEYS, set(deployment) - USER_DEPLOYMENT_KEYS
+    launcher = v["runLauncher"]["config"]["k8sRunLauncher"]
+    assert set(launcher) <= K8S_RUN_LAUNCHER_KEYS, set(launcher) - K8S_RUN_LAUNCHER_KEYS
+    queued = v["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
+    assert set(queued) <= QUEUED_COORDINATOR_KEYS, set(queued) - QUEUED_COORDINATOR_KEYS
+
+
+def test_user_code_deployment_serves_the_project() -> None:
+    v = values()
+    assert v["dagster-user-deployments"]["enabled"] is True
+    (deployment,) = v["dagster-user-deployments"]["deployments"]
+    args = deployment["codeServerArgs"]
+    assert args[args.index("--module-name") + 1] == "iot_pipeline.definitions"
+    assert {"repository", "tag", "pullPolicy"} <= set(deployment["image"])
+    assert deployment["image"]["tag"] != "latest"
+    assert {"name": "iot-pipeline-env"} in deployment["envSecrets"]
+
+
+def test_k8s_run_launcher_and_external_postgres() -> None:
+    v = values()
+    assert v["runLauncher"]["type"] == "K8sRunLauncher"
+    assert {"name": "iot-pipeline-env"} in v["runLauncher"]["config"]["k8sRunLauncher"]["envSecrets"]
+    assert v["postgresql"]["enabled"] is False
+    assert v["generatePostgresqlPasswordSecret"] is False and v["global"]["postgresqlSecretName"]
+    assert v["postgresql"]["postgresqlScheme"] == "postgresql+psycopg2"
+    assert v["telemetry"]["enabled"] is False
+
+
+def test_queue_limits_match_the_compose_instance() -> None:
+    instance = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())["run_coordinator"]["config"]
+    coordinator = values()["dagsterDaemon"]["runCoordinator"]
+    assert coordinator["enabled"] is True and coordinator["type"] == "QueuedRunCoordinator"
+    queued = coordinator["config"]["queuedRunCoordinator"]
+    assert queued["maxConcurrentRuns"] == instance["max_concurrent_runs"]
+    assert queued["tagConcurrencyLimits"] == instance["tag_concurrency_limits"]
+    assert {"key": "iot-pipeline/spark", "limit": 2} in queued["tagConcurrencyLimits"]
+
+
+def test_spark_executors_read_the_same_secret() -> None:
+    conf = (DEPLOY / "spark" / "spark-defaults.conf").read_text()
+    assert "spark.kubernetes.executor.secretKeyRef.AWS_ACCESS_KEY_ID        iot-pipeline-env:" in conf
