@@ -33,13 +33,13 @@ class WeightedHistogram:
     def __init__(self, name: str, doc: str, buckets: Iterable[float], keep_samples: int = 200_000) -> None:
         self.name, self.doc = name, doc
         self.bounds = sorted(buckets)
-        self.counts = [0] * (len(self.bounds) + 1)
+        self.counts: list[float] = [0] * (len(self.bounds) + 1)
         self.total = 0.0
-        self.samples: list[tuple[float, int]] = []
+        self.samples: list[tuple[float, float]] = []
         self.keep_samples = keep_samples
         self._lock = threading.Lock()
 
-    def observe(self, value: float, count: int = 1) -> None:
+    def observe(self, value: float, count: float = 1) -> None:
         with self._lock:
             self.counts[bisect.bisect_left(self.bounds, value)] += count
             self.total += value * count

@@ -13,10 +13,12 @@ pyarrow) therefore sees every Kafka record once.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
 from iot_pipeline.storage.layout import LakeLayout
@@ -32,7 +34,7 @@ class BatchResult:
     bronze_rows: int
     quarantined: dict[str, int]
     hours: list[tuple[str, int]]
-    kafka_ts_histogram: list[tuple[float, int]]
+    kafka_ts_histogram: list[tuple[float, float]]
     committed_at: float
     seconds: float
 
@@ -48,7 +50,11 @@ class BronzeBatchWriter:
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         started = time.time()
-        classified = classify(batch, self.max_record_bytes).persist()
+        # Cache what both writes need; the raw payload is kept for quarantined records only.
+        classified = classify(batch, self.max_record_bytes)
+        classified = classified.withColumn(
+            "raw_payload", F.when(F.col("reason").isNotNull(), F.col("raw_payload"))
+        ).persist()
         try:
             result = self._write(classified, batch_id, started)
         finally:
@@ -57,55 +63,48 @@ class BronzeBatchWriter:
             callback(result)
 
     def _write(self, classified: DataFrame, batch_id: int, started: float) -> BatchResult:
-        # The batch's shape (reasons, touched hours) and a 100 ms histogram of Kafka timestamps, for
-        # end-to-end latency once the batch is committed: two small aggregates of the cached batch.
-        shape = classified.groupBy(
-            "reason", F.date_format("event_time", "yyyy-MM-dd").alias("d"), F.hour("event_time").alias("h")
-        ).count()
-        quarantined: dict[str, int] = {}
-        hours: set[tuple[str, int]] = set()
-        bronze_rows = 0
-        for row in shape.collect():
-            if row["reason"] is None:
-                bronze_rows += row["count"]
-                hours.add((row["d"], row["h"]))
-            else:
-                quarantined[row["reason"]] = quarantined.get(row["reason"], 0) + row["count"]
-        histogram = [
-            (row["ts"], row["count"])
-            for row in classified.groupBy(
-                (F.floor(F.unix_micros("kafka_timestamp") / 100_000) / 10).alias("ts")
-            ).count().collect()
-        ]
-
-        if bronze_rows:
-            (
-                valid_rows(classified)
-                .withColumn(BATCH_COLUMN, F.lit(batch_id).cast("long"))
-                .write.mode("overwrite")
-                .option("partitionOverwriteMode", "dynamic")
-                .partitionBy("event_date", "event_hour", BATCH_COLUMN)
-                .parquet(self.layout.bronze_events)
-            )
-        if quarantined:
-            bad = quarantine_rows(classified)
-            (
-                bad.withColumn(BATCH_COLUMN, F.lit(batch_id).cast("long"))
-                .write.mode("overwrite")
-                .option("partitionOverwriteMode", "dynamic")
-                .partitionBy("kafka_date", BATCH_COLUMN)
-                .parquet(self.layout.quarantine_events)
-            )
-            if self.quarantine_to_kafka is not None:
-                self.quarantine_to_kafka(bad)
+        # The batch's shape comes from observations of the two writes themselves: no extra Spark jobs.
+        landed = Observation("bronze")
+        bronze = valid_rows(classified).observe(
+            landed,
+            F.count(F.lit(1)).alias("rows"),
+            F.collect_set(F.struct("event_date", "event_hour")).alias("hours"),
+            F.percentile_approx(
+                F.unix_micros("kafka_timestamp") / 1e6, F.array(*[F.lit(q / 100) for q in range(101)]), 10_000
+            ).alias("kafka_ts_percentiles"),
+        )
+        (
+            bronze.withColumn(BATCH_COLUMN, F.lit(batch_id).cast("long"))
+            .write.mode("overwrite")
+            .option("partitionOverwriteMode", "dynamic")
+            .partitionBy("event_date", "event_hour", BATCH_COLUMN)
+            .parquet(self.layout.bronze_events)
+        )
+        rejected = Observation("quarantine")
+        bad = quarantine_rows(classified).observe(rejected, F.collect_list("reason").alias("reasons"))
+        (
+            bad.withColumn(BATCH_COLUMN, F.lit(batch_id).cast("long"))
+            .write.mode("overwrite")
+            .option("partitionOverwriteMode", "dynamic")
+            .partitionBy("kafka_date", BATCH_COLUMN)
+            .parquet(self.layout.quarantine_events)
+        )
+        quarantined = dict(Counter(rejected.get["reasons"]))
+        if quarantined and self.quarantine_to_kafka is not None:
+            self.quarantine_to_kafka(bad)
         committed = time.time()
+        stats = landed.get
+        quantiles = stats["kafka_ts_percentiles"] or []
+        # 101 quantiles of the Kafka timestamps: each of the 100 gaps holds 1% of the landed rows.
+        share = stats["rows"] / 100 if quantiles else 0
+        histogram = [((lo + hi) / 2, share) for lo, hi in pairwise(quantiles)]
         return BatchResult(
             batch_id=batch_id,
-            input_rows=bronze_rows + sum(quarantined.values()),
-            bronze_rows=bronze_rows,
+            input_rows=stats["rows"] + sum(quarantined.values()),
+            bronze_rows=stats["rows"],
             quarantined=quarantined,
-            hours=sorted(hours),
-            kafka_ts_histogram=sorted(histogram),
+            hours=sorted((h["event_date"], h["event_hour"]) for h in stats["hours"]),
+            kafka_ts_histogram=histogram,
             committed_at=committed,
             seconds=committed - started,
         )

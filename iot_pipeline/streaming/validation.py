@@ -55,17 +55,21 @@ def _present(field: EventField) -> Column:
 
 
 def _is_container(col: Column) -> Column:
-    return F.ltrim(col).startswith("{") | F.ltrim(col).startswith("[")
+    """The JSON reader hands an object or array in a string field over as its compact JSON text."""
+    return col.startswith("{") | col.startswith("[")
 
 
 def reason_column(max_record_bytes: int = MAX_RECORD_BYTES_DEFAULT) -> Column:
     """First broken rule of each record, or null for a valid one; order matters and is tested."""
     p = lambda name: F.col(f"parsed.{name}")  # noqa: E731
     corrupt = F.col(f"parsed.{_CORRUPT}").isNotNull()
+    # A JSON text that is not an object parses to a struct of nulls (possibly flagged corrupt); the
+    # probe that tells it from an object with missing fields only runs for such records.
+    not_an_object = F.json_object_keys(F.col("raw_payload")).isNull()
     rules: list[tuple[Column, Column | str]] = [
         (F.col("payload_bytes") > F.lit(max_record_bytes), "oversized"),
-        (F.col("parsed").isNull() | (F.trim(F.col("raw_payload")) == ""), "malformed_json"),
-        (corrupt & F.json_object_keys(F.col("raw_payload")).isNull(), "malformed_json"),
+        (F.col("parsed").isNull(), "malformed_json"),
+        ((corrupt | p("event_id").isNull()) & not_an_object, "malformed_json"),
     ]
     for f in EVENT_FIELDS:
         value = p(f.name)

@@ -1,0 +1,174 @@
+"""Ingest benchmark: the simulator and the streaming job on the same machine, both for real.
+
+Phases (each on a fresh topic and lake, with its own broker unless ``--bootstrap-servers`` is given):
+
+1. **throughput**: the simulator (``iot-pipeline simulate`` in its own process) produces at
+   ``--rate`` events/s for ``--seconds`` while the stream runs continuously; prints the sustained
+   rate into the lake (records landed / time from first produce to the commit that caught up) and the
+   latency from Kafka timestamp to micro-batch commit (p50/p95/p99).
+2. **latency**: the same at ``--latency-rate`` events/s (default 2,000) with a short trigger.
+3. **baseline**: the stream draining phase 1's whole topic as a backlog (available-now, fresh
+   checkpoint), with no producer competing for the cores: the ceiling the sustained rate compares to.
+
+    .venv/bin/python benchmarks/ingest_throughput.py --rate 30000 --seconds 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+from iot_pipeline.resources.kafka import KafkaResource
+from iot_pipeline.resources.lake import LakeResource
+from iot_pipeline.resources.spark import SparkResource
+from iot_pipeline.streaming.metrics import WeightedHistogram
+from iot_pipeline.streaming.resource import SparkStreamingResource, StreamMode
+from iot_pipeline.streaming.sink import BatchResult
+
+
+@contextlib.contextmanager
+def broker(bootstrap: str | None) -> Iterator[str]:
+    if bootstrap:
+        yield bootstrap
+        return
+    from iot_pipeline.services.kafka_broker import KafkaBroker, free_port
+
+    with tempfile.TemporaryDirectory(prefix="iot-bench-kafka-") as tmp:
+        b = KafkaBroker(state_dir=Path(tmp), port=free_port(), controller_port=free_port(), heap="1g")
+        b.start(timeout_s=300)
+        try:
+            yield b.bootstrap_servers
+        finally:
+            b.stop()
+
+
+def simulate(bootstrap: str, topic: str, rate: float, seconds: float) -> subprocess.Popen[bytes]:
+    cmd = [
+        sys.executable, "-m", "iot_pipeline.ingestion", "--bootstrap-servers", bootstrap, "--topic", topic,
+        "--rate", str(rate), "--duration", str(seconds), "--seed", "1", "--no-metrics", "--no-progress",
+    ]  # fmt: skip
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def end_offsets(kafka: KafkaResource) -> int:
+    consumer = kafka.consumer("iot-bench-offsets")
+    try:
+        meta = consumer.list_topics(kafka.topic, timeout=10).topics[kafka.topic]
+        total = 0
+        for p in meta.partitions:
+            from confluent_kafka import TopicPartition
+
+            low, high = consumer.get_watermark_offsets(TopicPartition(kafka.topic, p), timeout=10)
+            total += high - low
+        return total
+    finally:
+        consumer.close()
+
+
+def percentiles(hist: WeightedHistogram) -> str:
+    return " ".join(f"p{q}={hist.percentile(q):.2f}s" for q in (50, 95, 99))
+
+
+def streaming(spark: SparkResource, kafka: KafkaResource, lake: Path, trigger: float) -> SparkStreamingResource:
+    return SparkStreamingResource(
+        spark=spark, kafka=kafka, lake=LakeResource(root=str(lake)), trigger_seconds=trigger,
+        metrics_port=0, live_stats=True,
+    )  # fmt: skip
+
+
+def live_phase(
+    name: str, spark: SparkResource, kafka: KafkaResource, lake: Path, rate: float, seconds: float, trigger: float
+) -> dict[str, float]:
+    kafka.ensure_topics()
+    landed: list[tuple[float, int]] = []
+    lock = threading.Lock()
+
+    def on_batch(result: BatchResult) -> None:
+        with lock:
+            landed.append((result.committed_at, result.input_rows))
+
+    handle = streaming(spark, kafka, lake, trigger).start(StreamMode.CONTINUOUS, log=lambda _: None, on_batch=on_batch)
+    try:
+        time.sleep(2 * trigger + 5)  # queries warmed up on an empty topic
+        with lock:
+            landed.clear()
+        handle.metrics.latency.samples.clear()
+        t0 = time.time()
+        producer = simulate(kafka.bootstrap_servers, kafka.topic, rate, seconds)
+        _, err = producer.communicate(timeout=seconds + 600)
+        produced_seconds = time.time() - t0
+        if producer.returncode != 0:
+            raise RuntimeError(f"simulator failed: {err.decode()[-2000:]}")
+        produced = end_offsets(kafka)
+        deadline = time.time() + 900
+        while sum(n for _, n in landed) < produced:
+            handle.raise_if_failed()
+            if time.time() > deadline:
+                raise RuntimeError(f"stream did not catch up: {sum(n for _, n in landed)} of {produced}")
+            time.sleep(0.5)
+        caught_up = max(t for t, _ in landed)
+    finally:
+        handle.stop()
+    total = sum(n for _, n in landed)
+    sustained = total / (caught_up - t0)
+    print(
+        f"{name}: produced {produced:,} records in {produced_seconds:.1f}s ({produced / produced_seconds:,.0f}/s); "
+        f"stream landed {total:,} in {caught_up - t0:.1f}s -> sustained {sustained:,.0f} events/s; "
+        f"latency {percentiles(handle.metrics.latency)} over {len(landed)} batches",
+        flush=True,
+    )
+    return {"sustained": sustained, "p95": handle.metrics.latency.percentile(95) or 0.0}
+
+
+def baseline_phase(spark: SparkResource, kafka: KafkaResource, lake: Path) -> float:
+    records = end_offsets(kafka)
+    t0 = time.time()
+    totals = streaming(spark, kafka, lake, 10).run(StreamMode.AVAILABLE_NOW, log=lambda _: None)
+    seconds = time.time() - t0
+    print(f"baseline (drain {totals.input_rows:,} backlog records, no producer): {records / seconds:,.0f} events/s")
+    return records / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bootstrap-servers", help="use this broker instead of starting one")
+    parser.add_argument("--rate", type=float, default=30_000, help="throughput phase rate, events/s")
+    parser.add_argument("--seconds", type=float, default=60, help="producer duration of each phase")
+    parser.add_argument("--trigger", type=float, default=5, help="trigger interval of the throughput phase, s")
+    parser.add_argument("--latency-rate", type=float, default=2_000, help="latency phase rate, events/s")
+    parser.add_argument("--latency-trigger", type=float, default=1, help="trigger interval of the latency phase, s")
+    parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--driver-memory", default="4g")
+    args = parser.parse_args()
+
+    spark = SparkResource(master=args.master, driver_memory=args.driver_memory, shuffle_partitions=4,
+                          stop_on_teardown=False, spark_config={"spark.ui.enabled": "false"})  # fmt: skip
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; spark {args.master}", flush=True)
+    with broker(args.bootstrap_servers) as bootstrap, tempfile.TemporaryDirectory(prefix="iot-bench-lake-") as tmp:
+        run_id = str(int(time.time()))
+        throughput_kafka = KafkaResource(bootstrap_servers=bootstrap, topic=f"bench-tp-{run_id}", quarantine_topic="")
+        tp = live_phase("throughput", spark, throughput_kafka, Path(tmp) / "tp", args.rate, args.seconds, args.trigger)
+        base = baseline_phase(spark, throughput_kafka, Path(tmp) / "baseline")
+        latency_kafka = KafkaResource(bootstrap_servers=bootstrap, topic=f"bench-lat-{run_id}", quarantine_topic="")
+        lat = live_phase(
+            "latency", spark, latency_kafka, Path(tmp) / "lat", args.latency_rate, args.seconds, args.latency_trigger
+        )
+    print(
+        f"summary: sustained {tp['sustained']:,.0f} events/s (target >= 25,000; {tp['sustained'] / base:.0%} of the "
+        f"{base:,.0f}/s drain baseline); p95 latency at {args.latency_rate:,.0f}/s: {lat['p95']:.2f}s (target <= 5s)"
+    )
+
+
+if __name__ == "__main__":
+    main()
