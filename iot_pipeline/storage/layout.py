@@ -21,7 +21,9 @@ class LakeConfigError(ValueError):
 def normalize_root(root: str, *, setting: str = "IOT_LAKE_ROOT") -> str:
     """Absolute local path or a URI with a supported scheme, without a trailing slash."""
     if not root or not root.strip():
-        raise LakeConfigError(f"The lake root is empty: set {setting} to a directory or an s3a://bucket/prefix URI.")
+        raise LakeConfigError(
+            f"The lake root is empty: set {setting} to a directory or an s3a://bucket/prefix URI."
+        )
     root = root.strip()
     scheme = urlparse(root).scheme
     if scheme in ("s3", "s3n"):
@@ -36,7 +38,9 @@ def normalize_root(root: str, *, setting: str = "IOT_LAKE_ROOT") -> str:
     if scheme == "":
         return os.path.abspath(os.path.expanduser(root))
     if scheme == "s3a" and not urlparse(root).netloc:
-        raise LakeConfigError(f"{setting}={root!r}: an s3a:// root needs a bucket, e.g. s3a://my-bucket/lake.")
+        raise LakeConfigError(
+            f"{setting}={root!r}: an s3a:// root needs a bucket, e.g. s3a://my-bucket/lake."
+        )
     return root.rstrip("/")
 
 
@@ -83,6 +87,10 @@ class LakeLayout:
     @property
     def gold_daily_event_duration_p95(self) -> str:
         return self.path("gold", "daily_event_duration_p95")
+
+    @property
+    def gold_daily_device_type_summary(self) -> str:
+        return self.path("gold", "daily_device_type_summary")
 
     @property
     def exports(self) -> str:

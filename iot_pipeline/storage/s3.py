@@ -220,3 +220,29 @@ def check_bucket(
                 f"Bucket {bucket!r} is in another region than {region!r}: set AWS_REGION ({code})."
             ) from exc
         raise S3ConfigError(f"S3 error for {root} {where}: {code or exc}") from exc
+
+
+def s3_resource_from_env() -> Any:
+    """dagster-aws ``S3Resource`` on ``IOT_S3_ENDPOINT`` (unset = AWS) and ``AWS_REGION``, read at call time.
+
+    For code outside a Dagster run (shells, tests); Dagster code gets the ``s3`` resource of the code
+    location instead. Credentials are not passed: boto3 finds them (AWS_* variables, profile,
+    instance/container role).
+    """
+    from dagster_aws.s3 import S3Resource
+
+    return S3Resource(
+        endpoint_url=os.environ.get(ENDPOINT_ENV) or None,
+        region_name=os.environ.get("AWS_REGION") or DEFAULT_REGION,
+        max_attempts=3,
+    )
+
+
+def put_text(uri: str, text: str, s3: Any = None, content_type: str = "text/plain") -> None:
+    """Write one small text object (the per-day CSV export) through dagster-aws's S3 client.
+
+    ``s3`` is the code location's ``S3Resource``; without one it is built from the environment.
+    """
+    bucket, key = split_s3_uri(uri)
+    client = (s3 if s3 is not None else s3_resource_from_env()).get_client()
+    client.put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"), ContentType=content_type)

@@ -1,0 +1,204 @@
+"""``gold/daily_event_duration_p95``: the business's daily analytic, per device type."""
+
+import csv
+import io
+import time
+from pathlib import Path
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+from pyspark.sql import SparkSession
+from pyspark.sql import types as T
+
+from iot_pipeline.assets import schemas
+from iot_pipeline.assets.gold_logic import MIN_EVENTS, P95_COLUMNS, daily_p95_all_types
+from iot_pipeline.assets.keys import GOLD_DAILY_EVENT_DURATION_P95, GROUP_GOLD, OWNERS, SILVER_EVENTS
+from iot_pipeline.assets.partitions import DAILY
+from iot_pipeline.assets.report import md_table
+from iot_pipeline.assets.silver_reader import read_silver_days
+from iot_pipeline.assets.windows import day_dirs, days_in
+from iot_pipeline.resources.lake import LakeResource
+from iot_pipeline.resources.spark import SparkResource
+from iot_pipeline.storage import parquet_io as pio
+from iot_pipeline.storage.layout import LakeLayout, is_local, local_path
+from iot_pipeline.storage.s3 import put_text
+
+OUTPUT_SCHEMA = T.StructType(
+    [
+        T.StructField("event_date", T.StringType(), False),
+        T.StructField("device_type", T.StringType(), False),
+        T.StructField("events_total", T.LongType(), False),
+        T.StructField("events_kept", T.LongType(), False),
+        T.StructField("outliers_removed", T.LongType(), False),
+        T.StructField("mean", T.DoubleType(), False),
+        T.StructField("stddev", T.DoubleType(), False),
+        T.StructField("p95_event_duration", T.DoubleType(), False),
+        T.StructField("min_kept_event_duration", T.DoubleType(), False),
+        T.StructField("max_kept_event_duration", T.DoubleType(), False),
+    ]
+)
+_SOURCE_COLUMNS = [
+    "event_date",
+    "event_id",
+    "device_type",
+    "event_duration",
+    "kafka_timestamp",
+    "kafka_partition",
+    "kafka_offset",
+]
+
+
+def csv_export_path(exports: str, day: str) -> str:
+    return f"{exports}/daily_event_duration_p95/event_date={day}.csv"
+
+
+def to_csv(rows: list[dict]) -> str:
+    """Floats as Python's shortest round-trip repr, so the file validates to full precision."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(P95_COLUMNS)
+    for r in rows:
+        writer.writerow([repr(v) if isinstance(v, float) else v for v in (r[c] for c in P95_COLUMNS)])
+    return buf.getvalue()
+
+
+def write_csv(path: str, text: str, s3: S3Resource | None) -> None:
+    """A local file, or an object written through dagster-aws's ``S3Resource`` for an ``s3a://`` lake."""
+    if is_local(path):
+        target = Path(local_path(path))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    else:
+        put_text(path, text, s3, content_type="text/csv")
+
+
+def write_outputs(
+    spark: SparkSession, layout: LakeLayout, days: list[str], rows: list[dict], s3: S3Resource | None = None
+) -> list[str]:
+    """Parquet (replacing exactly the run's days) and one CSV per day; returns the CSV paths."""
+    dataset = layout.gold_daily_event_duration_p95
+    if rows:
+        df = spark.createDataFrame([tuple(r[c] for c in P95_COLUMNS) for r in rows], OUTPUT_SCHEMA)
+        pio.overwrite_partitions(df.repartition(1), dataset, ["event_date"])
+    with_rows = {r["event_date"] for r in rows}
+    pio.delete_partitions(spark, [d for day, d in day_dirs(dataset, days).items() if day not in with_rows])
+    paths = []
+    for day in days:
+        path = csv_export_path(layout.exports, day)
+        write_csv(path, to_csv([r for r in rows if r["event_date"] == day]), s3)
+        paths.append(path)
+    return paths
+
+
+@dg.asset(
+    key=GOLD_DAILY_EVENT_DURATION_P95,
+    deps=[SILVER_EVENTS],
+    partitions_def=DAILY,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name=GROUP_GOLD,
+    kinds={"spark", "parquet", "csv"},
+    owners=OWNERS,
+    code_version="1",
+    metadata={"dagster/column_schema": schemas.DAILY_EVENT_DURATION_P95, "partitioned_by": "event_date"},
+)
+def daily_event_duration_p95(
+    context: dg.AssetExecutionContext, spark: SparkResource, lake: LakeResource, s3: S3Resource
+) -> dg.MaterializeResult:
+    """95th percentile of event_duration per device type and UTC day, after removing outliers.
+
+    Exactly the product rule, from the day's 24 hours of `silver/events`:
+    - **Distinct events**: events are counted by distinct `event_id` (`events_total`).
+    - Only device types with **at least 500** distinct events that day appear; the others are
+      listed in this materialisation's metadata as excluded.
+    - **Outliers**: events more than **3 sample standard deviations** (stddev_samp, n - 1) from
+      that day's mean event_duration of the type are dropped (`outliers_removed`); an event exactly
+      3 standard deviations away is kept.
+    - `p95_event_duration` is the **exact** 95th percentile of the remaining events with **linear
+      interpolation** between closest ranks (numpy's default definition; not an approximation).
+
+    Written as Parquet partitioned by `event_date` and as one CSV per day (the validation file)
+    under `exports/daily_event_duration_p95/event_date=YYYY-MM-DD.csv`.
+    """
+    t0 = time.monotonic()
+    session = spark.spark_session
+    layout = lake.layout
+    days = days_in(context.partition_time_window)
+    silver = read_silver_days(session, layout.silver_events, days, _SOURCE_COLUMNS)
+    for day, n in silver.hours_found.items():
+        if n < 24:
+            context.log.warning(
+                f"{day}: only {n} of 24 hours of silver/events exist; the result covers those"
+            )
+    all_rows = (
+        []
+        if silver.df is None
+        else daily_p95_all_types(silver.df, session.sparkContext.defaultParallelism * 4)
+    )
+    all_rows.sort(key=lambda r: (r["event_date"], r["device_type"]))
+    rows = [r for r in all_rows if r["events_total"] >= MIN_EVENTS]
+    excluded = [r for r in all_rows if r["events_total"] < MIN_EVENTS]
+    csv_paths = write_outputs(session, layout, days, rows, s3)
+
+    metadata: dict[str, object] = {
+        "dagster/row_count": len(rows),
+        "rows": len(rows),
+        "days": len(days),
+        "device_types_excluded": len(excluded),
+        "events_total": sum(r["events_total"] for r in rows),
+        "outliers_removed": sum(r["outliers_removed"] for r in rows),
+        "silver_hours_found": sum(silver.hours_found.values()),
+        "silver_hours_expected": 24 * len(days),
+        "silver_bytes_read": silver.bytes_read,
+        "result": dg.MetadataValue.md(_result_table(rows)),
+        "excluded": dg.MetadataValue.md(_excluded_table(excluded)),
+        "csv_exports": dg.MetadataValue.json(csv_paths[:31]),
+        "seconds": round(time.monotonic() - t0, 3),
+        "path": layout.gold_daily_event_duration_p95,
+    }
+    if len(days) == 1:  # plottable across partitions; a multi-day run reports its days in the table only
+        for r in rows:
+            metadata[f"p95/{r['device_type']}"] = float(r["p95_event_duration"])
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _result_table(rows: list[dict]) -> str:
+    if not rows:
+        return "No device type had at least 500 distinct events."
+    header = [
+        "event_date",
+        "device_type",
+        "events_total",
+        "events_kept",
+        "outliers_removed",
+        "mean",
+        "stddev",
+        "p95",
+    ]
+    return md_table(
+        header,
+        [
+            [
+                r["event_date"],
+                r["device_type"],
+                r["events_total"],
+                r["events_kept"],
+                r["outliers_removed"],
+                round(r["mean"], 3),
+                round(r["stddev"], 3),
+                round(r["p95_event_duration"], 3),
+            ]
+            for r in rows
+        ],
+    )
+
+
+def _excluded_table(rows: list[dict]) -> str:
+    if not rows:
+        return "No device type was excluded."
+    return md_table(
+        ["event_date", "device_type", "events_total", "why"],
+        [
+            [r["event_date"], r["device_type"], r["events_total"], f"events_total < {MIN_EVENTS}"]
+            for r in rows
+        ],
+    )

@@ -1,0 +1,80 @@
+"""Assets Dagster does not materialise: the Kafka topic and what the streaming job lands from it.
+
+They are declared so lineage reads Kafka -> streaming job -> bronze -> silver -> gold in the UI.
+``bronze/events`` is hourly-partitioned like the assets built on it.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from iot_pipeline.assets import schemas
+from iot_pipeline.assets.keys import (
+    BRONZE_EVENTS,
+    BRONZE_QUARANTINE,
+    GROUP_INGESTION,
+    KAFKA_IOT_EVENTS,
+    OWNERS,
+)
+from iot_pipeline.assets.partitions import HOURLY
+
+STREAM_JOB = "stream_to_bronze_job"
+
+kafka_iot_events = dg.AssetSpec(
+    key=KAFKA_IOT_EVENTS,
+    description=(
+        "The Kafka topic the devices publish to (default `iot-events`, setting IOT_KAFKA_TOPIC): one UTF-8 "
+        "JSON event per record, keyed by device_id. Producers may resend an event (same event_id) and "
+        "events may arrive late. Read continuously by the streaming job and, for missing bronze hours, "
+        "in batch by `silver/events`."
+    ),
+    group_name=GROUP_INGESTION,
+    kinds={"kafka"},
+    owners=OWNERS,
+    metadata={"topic_setting": "IOT_KAFKA_TOPIC", "key": "device_id", "format": "JSON (event contract)"},
+)
+
+bronze_events = dg.AssetSpec(
+    key=BRONZE_EVENTS,
+    deps=[KAFKA_IOT_EVENTS],
+    partitions_def=HOURLY,
+    description=(
+        f"Valid events as the streaming job (`{STREAM_JOB}`, Spark Structured Streaming) lands them from "
+        "Kafka: Parquet, Hive-partitioned by UTC event hour and micro-batch "
+        "(`event_date=YYYY-MM-DD/event_hour=H/ingest_batch=N`), with the Kafka topic, partition, offset and "
+        "timestamp of each record. Appended continuously, each Kafka record exactly once (idempotent "
+        "per-batch writes, checkpointed offsets); may still hold duplicate events "
+        "(resends). Late events land in their own event hour. Not materialised by Dagster: "
+        "`silver/events` reads it."
+    ),
+    group_name=GROUP_INGESTION,
+    kinds={"spark", "parquet"},
+    owners=OWNERS,
+    metadata={
+        "dagster/column_schema": schemas.BRONZE_EVENTS,
+        "landed_by": STREAM_JOB,
+        "partitioned_by": "event_date, event_hour, ingest_batch",
+    },
+)
+
+bronze_quarantine = dg.AssetSpec(
+    key=BRONZE_QUARANTINE,
+    deps=[KAFKA_IOT_EVENTS],
+    description=(
+        f"Dead letters: every Kafka record the streaming job (`{STREAM_JOB}`) rejected, with the raw "
+        "payload, the reason (e.g. `malformed_json`, `missing_field:device_id`, `out_of_range:battery_level`, "
+        "`oversized`) and its Kafka topic, partition and offset. Parquet partitioned by the UTC day the "
+        "record reached Kafka (`kafka_date`) and micro-batch. Nothing "
+        "is dropped silently: what is not in bronze is here."
+    ),
+    group_name=GROUP_INGESTION,
+    kinds={"spark", "parquet"},
+    owners=OWNERS,
+    metadata={
+        "dagster/column_schema": schemas.QUARANTINE,
+        "landed_by": STREAM_JOB,
+        "partitioned_by": "kafka_date, ingest_batch",
+    },
+)
+
+EXTERNAL_ASSETS = [kafka_iot_events, bronze_events, bronze_quarantine]

@@ -1,0 +1,21 @@
+"""Asset keys, defined once so checks, sensors and jobs refer to assets without importing them."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+KAFKA_IOT_EVENTS = dg.AssetKey(["kafka", "iot_events"])
+BRONZE_EVENTS = dg.AssetKey(["bronze", "events"])
+BRONZE_QUARANTINE = dg.AssetKey(["bronze", "quarantine"])
+SILVER_EVENTS = dg.AssetKey(["silver", "events"])
+SILVER_DEVICE_MINUTE_STATS = dg.AssetKey(["silver", "device_minute_stats"])
+GOLD_DAILY_EVENT_DURATION_P95 = dg.AssetKey(["gold", "daily_event_duration_p95"])
+GOLD_DAILY_DEVICE_TYPE_SUMMARY = dg.AssetKey(["gold", "daily_device_type_summary"])
+
+GROUP_INGESTION = "ingestion"
+GROUP_SILVER = "silver"
+GROUP_GOLD = "gold"
+OWNERS = ["team:data-platform"]
+
+HOURLY_KEYS = (BRONZE_EVENTS, SILVER_EVENTS, SILVER_DEVICE_MINUTE_STATS)
+DAILY_KEYS = (GOLD_DAILY_EVENT_DURATION_P95, GOLD_DAILY_DEVICE_TYPE_SUMMARY)

@@ -1,0 +1,236 @@
+"""``silver/events``: the hour's events, deduplicated, validated and compacted."""
+
+import math
+import time
+from datetime import datetime, timedelta
+
+import dagster as dg
+from pydantic import Field
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+
+from iot_pipeline.assets import schemas
+from iot_pipeline.assets.keys import BRONZE_EVENTS, GROUP_SILVER, OWNERS, SILVER_EVENTS
+from iot_pipeline.assets.partitions import HOURLY
+from iot_pipeline.assets.replay import replay_hours
+from iot_pipeline.assets.report import hour_table, md_table, ts_meta
+from iot_pipeline.assets.silver_logic import bronze_columns, compact, deduplicate, is_late, valid_event
+from iot_pipeline.assets.windows import hour_dirs, hour_label, hours_in
+from iot_pipeline.contract.spark_schema import PARTITION_COLUMNS, bronze_schema
+from iot_pipeline.resources.kafka import KafkaResource
+from iot_pipeline.resources.lake import LakeResource
+from iot_pipeline.resources.spark import SparkResource
+from iot_pipeline.storage import parquet_io as pio
+
+LATE_MARGIN_MINUTES = 15  # same as the hourly sensor's default grace period
+
+
+class SilverEventsConfig(dg.Config):
+    late_margin_minutes: int = Field(
+        default=LATE_MARGIN_MINUTES,
+        description="A row is late when its Kafka timestamp is more than this after its event hour ended.",
+    )
+    replay_missing_hours: bool = Field(
+        default=True, description="Rebuild hours without bronze files from Kafka (batch read)."
+    )
+    replay_margin_minutes: int = Field(
+        default=60,
+        description="Replay reads records with Kafka timestamps this far before/after the hour; "
+        "negative: the whole retained topic.",
+    )
+    target_file_mb: int = Field(default=256, description="Target size of a silver Parquet file.")
+
+
+def read_bronze(spark: SparkSession, dataset: str, hours: list[datetime]) -> DataFrame:
+    """Bronze rows of ``hours``: the hour directories, read directly (the stream commits each
+    micro-batch atomically under ``event_hour=H/ingest_batch=N``, so readers see whole batches)."""
+    dirs = list(hour_dirs(dataset, hours).values())
+    return spark.read.schema(bronze_schema()).option("basePath", dataset).parquet(*dirs)
+
+
+@dg.asset(
+    key=SILVER_EVENTS,
+    deps=[BRONZE_EVENTS],
+    partitions_def=HOURLY,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name=GROUP_SILVER,
+    kinds={"spark", "parquet"},
+    owners=OWNERS,
+    code_version="1",
+    metadata={"dagster/column_schema": schemas.SILVER_EVENTS, "partitioned_by": "event_date, event_hour"},
+)
+def events(
+    context: dg.AssetExecutionContext,
+    config: SilverEventsConfig,
+    spark: SparkResource,
+    lake: LakeResource,
+    kafka: KafkaResource,
+) -> dg.MaterializeResult:
+    """Every IoT event of the hour exactly once: the analyst's table of record.
+
+    One partition per UTC hour of **event time**, read from bronze (what the streaming job landed).
+    - **Deduplicated** on `event_id`: a resent event keeps the copy that reached Kafka first (smallest
+      Kafka timestamp, then partition, then offset).
+    - **Validated** against the event contract once more (bronze should hold valid rows only; any
+      row failing is dropped and counted as `invalid_rows`).
+    - **Compacted** into a few Parquet files per hour (~256 MB), sorted by device_type, device_id,
+      event_timestamp; Hive-partitioned `event_date=YYYY-MM-DD/event_hour=H` like bronze. A run
+      replaces exactly its hours.
+    - **Late rows**: events that reached Kafka more than 15 minutes (configurable) after their hour
+      ended; they are in their event hour like any other row, and counted.
+    - **Missing bronze hour**: rebuilt from Kafka in batch mode (`replayed_hours` in the metadata).
+    """
+    t0 = time.monotonic()
+    session = spark.spark_session
+    layout = lake.layout
+    hours = hours_in(context.partition_time_window)
+    bronze_stats = {h: pio.file_stats(session, d) for h, d in hour_dirs(layout.bronze_events, hours).items()}
+    present = [h for h in hours if bronze_stats[h].files > 0]
+    missing = [h for h in hours if bronze_stats[h].files == 0]
+    columns = bronze_columns()
+
+    frames: list[DataFrame] = []
+    if present:
+        frames.append(read_bronze(session, layout.bronze_events, present).select(*columns))
+    replayed: list[datetime] = []
+    replay_scanned = 0
+    if missing and config.replay_missing_hours:
+        context.log.info(f"No bronze files for {len(missing)} hour(s): replaying them from Kafka")
+        margin = (
+            timedelta(minutes=config.replay_margin_minutes) if config.replay_margin_minutes >= 0 else None
+        )
+        df, replay_scanned = replay_hours(session, kafka, missing, margin, columns)
+        replayed = missing
+        if df is not None:
+            frames.append(df)
+    elif missing:
+        context.log.warning(
+            f"No bronze files for {len(missing)} hour(s) and replay is off: they become empty"
+        )
+
+    target = config.target_file_mb * 1024 * 1024
+    files_per_hour = {
+        (f"{h:%Y-%m-%d}", h.hour): max(1, math.ceil(bronze_stats[h].bytes / target)) for h in present
+    }
+    for h in replayed:  # no bronze size to go by: ~100 bytes per Kafka record scanned, spread over the hours
+        files_per_hour[(f"{h:%Y-%m-%d}", h.hour)] = max(
+            1, math.ceil(replay_scanned * 100 / len(replayed) / target)
+        )
+
+    silver_dirs = hour_dirs(layout.silver_events, hours)
+    rows_read = invalid_rows = rows_written = 0
+    written: set[str] = set()
+    if frames:
+        raw = frames[0]
+        for f in frames[1:]:
+            raw = raw.unionByName(f)
+        ok = valid_event()
+        obs_in = Observation("silver_events_in")
+        obs_out = Observation("silver_events_out")
+        raw = raw.observe(obs_in, F.count(F.lit(1)).alias("rows"), F.count_if(~ok).alias("invalid"))
+        out = deduplicate(raw.filter(ok)).observe(
+            obs_out,
+            F.count(F.lit(1)).alias("rows"),
+            F.collect_set(F.concat_ws("/", "event_date", F.col("event_hour").cast("string"))).alias("hours"),
+        )
+        pio.overwrite_partitions(compact(out, files_per_hour), layout.silver_events, list(PARTITION_COLUMNS))
+        m_in, m_out = obs_in.get, obs_out.get
+        rows_read, invalid_rows, rows_written = m_in["rows"], m_in["invalid"], m_out["rows"]
+        written = set(m_out["hours"])
+    emptied = pio.delete_partitions(session, [d for h, d in silver_dirs.items() if _key(h) not in written])
+
+    written_hours = [h for h in hours if _key(h) in written]
+    per_hour = _per_hour_stats(session, layout.silver_events, written_hours, config.late_margin_minutes)
+    out_stats = {h: pio.file_stats(session, d) for h, d in silver_dirs.items()}
+    late_rows = sum(r["late"] for r in per_hour.values())
+    rows = []
+    for h in hours:
+        s = per_hour.get(h, {})
+        rows.append(
+            [
+                hour_label(h),
+                "kafka replay" if h in replayed else "bronze",
+                s.get("rows", 0),
+                s.get("late", 0),
+                out_stats[h].files,
+                f"{out_stats[h].bytes / 1e6:.1f}",
+                s.get("min_ts", ""),
+                s.get("max_ts", ""),
+            ]
+        )
+    min_ts = min((s["min_epoch"] for s in per_hour.values()), default=None)
+    max_ts = max((s["max_epoch"] for s in per_hour.values()), default=None)
+    metadata: dict[str, object] = {
+        "dagster/row_count": rows_written,
+        "rows_read": rows_read,
+        "invalid_rows": invalid_rows,
+        "duplicates_removed": rows_read - invalid_rows - rows_written,
+        "rows_written": rows_written,
+        "late_rows": late_rows,
+        "late_margin_minutes": config.late_margin_minutes,
+        "files_written": sum(s.files for s in out_stats.values()),
+        "bytes_written": sum(s.bytes for s in out_stats.values()),
+        "bronze_files_read": sum(bronze_stats[h].files for h in present),
+        "bronze_bytes_read": sum(bronze_stats[h].bytes for h in present),
+        "hours": len(hours),
+        "replayed_from_kafka": bool(replayed),
+        "replayed_hours": dg.MetadataValue.json([hour_label(h) for h in replayed]),
+        "replay_records_scanned": replay_scanned,
+        "emptied_hours": len(emptied),
+        "per_hour": dg.MetadataValue.md(
+            hour_table(
+                ["hour", "source", "rows", "late rows", "files", "MB", "min event time", "max event time"],
+                rows,
+            )
+        ),
+        "seconds": round(time.monotonic() - t0, 3),
+        "path": layout.silver_events,
+    }
+    if min_ts is not None:
+        metadata["min_event_time"] = ts_meta(min_ts)
+        metadata["max_event_time"] = ts_meta(max_ts)
+    if replayed:
+        metadata["replay_note"] = dg.MetadataValue.md(
+            md_table(
+                ["hour", "source"],
+                [[hour_label(h), "replayed from Kafka (no bronze files)"] for h in replayed],
+            )
+        )
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _key(hour: datetime) -> str:
+    return f"{hour:%Y-%m-%d}/{hour.hour}"
+
+
+def _per_hour_stats(
+    spark: SparkSession, dataset: str, hours: list[datetime], late_margin_minutes: int
+) -> dict[datetime, dict]:
+    """Rows, late rows and event-time range per written hour, read back from the fresh files (cheap:
+    three columns of sorted Parquet)."""
+    if not hours:
+        return {}
+    df = (
+        spark.read.schema(bronze_schema())
+        .option("basePath", dataset)
+        .parquet(*hour_dirs(dataset, hours).values())
+    )
+    stats = (
+        df.groupBy(*PARTITION_COLUMNS)
+        .agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.count_if(is_late(late_margin_minutes)).alias("late"),
+            (F.unix_micros(F.min("event_timestamp")) / 1e6).alias("min_epoch"),
+            (F.unix_micros(F.max("event_timestamp")) / 1e6).alias("max_epoch"),
+            F.date_format(F.min("event_timestamp"), "yyyy-MM-dd HH:mm:ss").alias("min_ts"),
+            F.date_format(F.max("event_timestamp"), "yyyy-MM-dd HH:mm:ss").alias("max_ts"),
+        )
+        .collect()
+    )
+    by_key = {(r["event_date"], r["event_hour"]): r for r in stats}
+    out = {}
+    for h in hours:
+        r = by_key.get((f"{h:%Y-%m-%d}", h.hour))
+        if r is not None:
+            out[h] = r.asDict()
+    return out

@@ -1,0 +1,38 @@
+"""Reading ``silver/events`` for whole days, as the daily assets do."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, SparkSession
+
+from iot_pipeline.assets.windows import day_dirs
+from iot_pipeline.contract.spark_schema import bronze_schema
+from iot_pipeline.storage import parquet_io as pio
+
+_HOUR_DIR = re.compile(r"/event_hour=(\d+)/")
+
+
+@dataclass(frozen=True)
+class SilverDays:
+    df: DataFrame | None
+    hours_found: dict[str, int]  # day -> number of hour partitions with files
+    bytes_read: int
+
+
+def read_silver_days(spark: SparkSession, dataset: str, days: list[str], columns: list[str]) -> SilverDays:
+    dirs = day_dirs(dataset, days)
+    hours_found: dict[str, int] = {}
+    total = 0
+    present = []
+    for day, d in dirs.items():
+        files = pio.data_files(spark, d)
+        hours_found[day] = len({m.group(1) for p, _ in files if (m := _HOUR_DIR.search(p))})
+        total += sum(size for _, size in files)
+        if files:
+            present.append(d)
+    if not present:
+        return SilverDays(None, hours_found, 0)
+    df = spark.read.schema(bronze_schema()).option("basePath", dataset).parquet(*present).select(*columns)
+    return SilverDays(df, hours_found, total)

@@ -1,0 +1,177 @@
+"""silver/events and silver/device_minute_stats on real Spark, through ``dg.materialize``."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from iot_pipeline.assets.device_minute_stats import device_minute_stats
+from iot_pipeline.assets.external import EXTERNAL_ASSETS
+from iot_pipeline.assets.silver_events import events
+from iot_pipeline.resources.kafka import KafkaResource
+from iot_pipeline.resources.lake import LakeResource
+from iot_pipeline.resources.spark import SparkResource
+from iot_pipeline_tests.unit.test_assets_reference import generate_bronze, write_bronze
+
+pytestmark = pytest.mark.spark
+
+HOUR = datetime(2026, 2, 3, 10, tzinfo=timezone.utc)
+RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+NO_REPLAY = {"ops": {"silver__events": {"config": {"replay_missing_hours": False}}}}
+
+
+def resources(spark_resource: SparkResource, root: Path) -> dict:
+    # No broker here: replay is switched off (or never needed) in these tests.
+    return {"spark": spark_resource, "lake": LakeResource(root=str(root)), "kafka": KafkaResource()}
+
+
+def materialize(
+    assets: list,
+    res: dict,
+    *,
+    partition: str | None = None,
+    rng: tuple[str, str] | None = None,
+    run_config: dict | None = None,
+) -> dg.ExecuteInProcessResult:
+    tags = dict(zip(RANGE_TAGS, rng, strict=True)) if rng else None
+    return dg.materialize(
+        [*EXTERNAL_ASSETS, *assets], partition_key=partition, tags=tags, resources=res, run_config=run_config
+    )
+
+
+def meta(result: dg.ExecuteInProcessResult, key: str) -> dict:
+    mats = [m for m in result.get_asset_materialization_events() if m.asset_key.to_user_string() == key]
+    assert mats, f"no materialisation of {key}"
+    return {k: v.value for k, v in mats[-1].materialization.metadata.items()}
+
+
+def silver_hour(root: Path, day: str, hour: int) -> tuple[list[Path], pa.Table]:
+    files = sorted(
+        (root / "silver" / "events" / f"event_date={day}" / f"event_hour={hour}").glob("*.parquet")
+    )
+    return files, pa.concat_tables([pq.read_table(f) for f in files]) if files else None
+
+
+def test_hour_is_deduplicated_validated_compacted_and_sorted(spark_resource, tmp_path: Path) -> None:
+    batch = generate_bronze(
+        HOUR, 1, {"temperature": 1500, "co2": 700}, duplicate_fraction=0.05, late_fraction=0.03
+    )
+    rows = batch.rows
+    # One invalid row (null device_id) that slipped into bronze: dropped and counted.
+    bad = rows.slice(0, 1).set_column(1, "device_id", pa.array([None], pa.string()))
+    bad = bad.set_column(0, "event_id", pa.array(["bad-row"], pa.string()))
+    write_bronze(pa.concat_tables([rows, bad]), tmp_path / "bronze" / "events", files_per_hour=4)
+
+    res = resources(spark_resource, tmp_path)
+    result = materialize([events, device_minute_stats], res, partition="2026-02-03-10:00")
+    assert result.success
+    m = meta(result, "silver/events")
+    assert m["rows_read"] == rows.num_rows + 1
+    assert m["invalid_rows"] == 1
+    assert m["duplicates_removed"] == batch.duplicates > 0
+    assert m["rows_written"] == batch.unique.num_rows == 2200
+    assert m["late_rows"] == batch.late > 0
+    assert m["replayed_from_kafka"] is False
+    assert m["files_written"] == 1 and m["bytes_written"] > 0
+    assert m["min_event_time"] >= HOUR.timestamp() and m["max_event_time"] < HOUR.timestamp() + 3600
+
+    files, silver = silver_hour(tmp_path, "2026-02-03", 10)
+    assert len(files) == 1
+    assert silver.num_rows == 2200
+    assert len(set(silver["event_id"].to_pylist())) == 2200
+    # The copy kept is the first to reach Kafka: duplicates carry +1e6 ms, so none may survive.
+    assert pc.max(silver["event_duration"]).as_py() < 1_000_000
+    expected = dict(
+        zip(batch.unique["event_id"].to_pylist(), batch.unique["event_duration"].to_pylist(), strict=True)
+    )
+    got = dict(zip(silver["event_id"].to_pylist(), silver["event_duration"].to_pylist(), strict=True))
+    assert got == expected
+    # Sorted for the queries that follow: (device_type, device_id, event_timestamp).
+    keys = list(
+        zip(
+            silver["device_type"].to_pylist(),
+            silver["device_id"].to_pylist(),
+            silver["event_timestamp"].to_pylist(),
+            strict=True,
+        )
+    )
+    assert keys == sorted(keys)
+
+    # Minute stats: one device-minute recomputed with numpy, percentiles exact.
+    stats_m = meta(result, "silver/device_minute_stats")
+    assert stats_m["events"] == 2200
+    stats = pq.read_table(
+        tmp_path / "silver" / "device_minute_stats" / "event_date=2026-02-03" / "event_hour=10"
+    )
+    assert sum(stats["events"].to_pylist()) == 2200
+    best = int(np.argmax(stats["events"].to_numpy()))
+    row = {c: stats[c][best].as_py() for c in stats.column_names}
+    assert row["events"] >= 3
+    ws = row["window_start"]
+    sel = silver.filter(
+        pc.and_(
+            pc.equal(silver["device_id"], row["device_id"]),
+            pc.and_(
+                pc.greater_equal(silver["event_timestamp"], pa.scalar(ws, silver["event_timestamp"].type)),
+                pc.less(
+                    silver["event_timestamp"], pa.scalar(row["window_end"], silver["event_timestamp"].type)
+                ),
+            ),
+        )
+    )
+    d = sel["event_duration"].to_numpy()
+    assert len(d) == row["events"]
+    assert row["duration_p50"] == pytest.approx(np.percentile(d, 50), rel=1e-12)
+    assert row["duration_p95"] == pytest.approx(np.percentile(d, 95), rel=1e-12)
+    assert row["duration_stddev"] == pytest.approx(np.std(d, ddof=1), rel=1e-9)
+    battery = sel["battery_level"].to_numpy(zero_copy_only=False)
+    assert row["low_battery_events"] == int(np.sum(battery[~np.isnan(battery)] < 20))
+    assert (row["window_end"] - ws).total_seconds() == 60
+
+
+def test_multi_hour_range_is_one_run_and_overwrites_only_its_hours(spark_resource, tmp_path: Path) -> None:
+    start = datetime(2026, 2, 3, 22, tzinfo=timezone.utc)  # 22:00, 23:00 and next day 00:00
+    batch = generate_bronze(start, 3, {"temperature": 900, "humidity": 600}, seed=11)
+    bronze = tmp_path / "bronze" / "events"
+    write_bronze(batch.rows, bronze)
+    res = resources(spark_resource, tmp_path)
+    # A stale hour of an earlier run outside the range must survive untouched.
+    outside = tmp_path / "silver" / "events" / "event_date=2026-02-03" / "event_hour=5"
+    outside.mkdir(parents=True)
+    pq.write_table(pa.table({"x": [1]}), outside / "old.parquet")
+
+    result = materialize([events], res, rng=("2026-02-03-22:00", "2026-02-04-00:00"))
+    assert result.success
+    assert len(result.get_asset_materialization_events()) == 3  # one run, three partitions
+    m = meta(result, "silver/events")
+    assert m["hours"] == 3 and m["rows_written"] == 1500 and m["duplicates_removed"] == batch.duplicates
+    per_hour = {}
+    for day, hour in (("2026-02-03", 22), ("2026-02-03", 23), ("2026-02-04", 0)):
+        files, t = silver_hour(tmp_path, day, hour)
+        assert len(files) == 1
+        per_hour[(day, hour)] = t.num_rows
+    truth = batch.unique
+    for (day, hour), n in per_hour.items():
+        mask = pc.and_(pc.equal(truth["event_date"], day), pc.equal(truth["event_hour"], hour))
+        assert n == pc.sum(mask).as_py()
+    assert (outside / "old.parquet").exists()
+
+    # Bronze of 23:00 removed, replay off: re-running the range empties exactly that hour.
+    import shutil
+
+    shutil.rmtree(bronze / "event_date=2026-02-03" / "event_hour=23")
+    result = materialize([events], res, rng=("2026-02-03-22:00", "2026-02-04-00:00"), run_config=NO_REPLAY)
+    assert result.success
+    m = meta(result, "silver/events")
+    assert m["emptied_hours"] == 1 and m["replayed_from_kafka"] is False
+    assert not (tmp_path / "silver" / "events" / "event_date=2026-02-03" / "event_hour=23").exists()
+    assert silver_hour(tmp_path, "2026-02-03", 22)[1].num_rows == per_hour[("2026-02-03", 22)]
+    assert silver_hour(tmp_path, "2026-02-04", 0)[1].num_rows == per_hour[("2026-02-04", 0)]
+    assert (outside / "old.parquet").exists()
