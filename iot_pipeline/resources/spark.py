@@ -16,6 +16,8 @@ import pyspark
 from dagster_pyspark import PySparkResource
 from pyspark.sql import SparkSession
 
+from iot_pipeline.storage.s3 import hadoop_aws_packages, s3a_spark_conf
+
 SCALA_BINARY_VERSION = "2.13"
 
 
@@ -23,8 +25,16 @@ def kafka_connector_package(spark_version: str = pyspark.__version__) -> str:
     return f"org.apache.spark:spark-sql-kafka-0-10_{SCALA_BINARY_VERSION}:{spark_version}"
 
 
+# Run tag of every run that starts Spark; deploy/dagster.yaml limits how many run at once.
+SPARK_RUN_TAG = "iot-pipeline/spark"
+
+
 class SparkResource(PySparkResource):
-    """Builds (or reuses) the SparkSession the assets and the streaming job run on."""
+    """Builds (or reuses) the SparkSession the assets and the streaming job run on.
+
+    ``s3`` adds the S3A connector (hadoop-aws at PySpark's Hadoop version) and its settings; the
+    credentials come from the standard AWS environment variables, never from configuration.
+    """
 
     spark_config: dict[str, Any] = {}
     master: str = "local[*]"
@@ -33,6 +43,10 @@ class SparkResource(PySparkResource):
     driver_memory: str = "2g"
     extra_packages: list[str] = []
     stop_on_teardown: bool = True
+    s3: bool = False
+    s3_endpoint: str = ""
+    s3_region: str = "us-east-1"
+    s3_path_style: bool = False
 
     @classmethod
     def _is_dagster_maintained(cls) -> bool:
@@ -40,6 +54,8 @@ class SparkResource(PySparkResource):
 
     def session_config(self) -> dict[str, Any]:
         packages = [kafka_connector_package(), *self.extra_packages]
+        if self.s3:
+            packages += hadoop_aws_packages()
         conf: dict[str, Any] = {
             "spark.master": self.master,
             "spark.app.name": self.app_name,
@@ -53,6 +69,8 @@ class SparkResource(PySparkResource):
         }
         if os.environ.get("SPARK_LOCAL_IP"):
             conf["spark.driver.host"] = os.environ["SPARK_LOCAL_IP"]
+        if self.s3:
+            conf.update(s3a_spark_conf(self.s3_endpoint or None, self.s3_region, self.s3_path_style))
         conf.update(self.spark_config or {})
         return conf
 

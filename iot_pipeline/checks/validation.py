@@ -1,0 +1,176 @@
+"""Validate a Spark DataFrame against a pandera model, with failure counts and failing-row samples.
+
+Pandera's PySpark backend validates the schema level (columns present, Spark types, no extra columns)
+here. Its data checks run one Spark job each and report pass/fail only, without counts or examples, so
+the data rules declared in the same model (nullability, built-in checks, ``row_check`` rules and
+``unique`` keys) are translated into Spark expressions and counted in one aggregation; a second job
+fetches a few failing rows when something failed, a third counts duplicate keys.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandera.pyspark as pa
+from pandera.config import ValidationDepth, config_context
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One counted data rule: ``<column>:<check>`` or ``<row check name>``, failing where ``violation``."""
+
+    name: str
+    description: str
+    violation: Column
+
+
+@dataclass
+class Report:
+    rows: int
+    schema_errors: list[str]
+    failures: dict[str, int]
+    descriptions: dict[str, str]
+    sample: list[dict[str, Any]] = field(default_factory=list)
+    duplicate_keys: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def failed(self, rules: Iterable[str] | None = None) -> dict[str, int]:
+        names = self.failures if rules is None else [r for r in rules if r in self.failures]
+        return {r: self.failures[r] for r in names if self.failures[r] > 0}
+
+
+def _finite(value: Any) -> bool:
+    return not (isinstance(value, float) and math.isinf(value))
+
+
+def check_violation(column: str, check: pa.Check) -> Column:
+    """Spark expression true where ``column`` fails a pandera built-in check (nulls pass, as in pandera)."""
+    c = F.col(column)
+    s = check.statistics or {}
+    name = check.name
+    if name == "in_range":
+        low = (c >= s["min_value"]) if s.get("include_min", True) else (c > s["min_value"])
+        high = (c <= s["max_value"]) if s.get("include_max", True) else (c < s["max_value"])
+        ok = low & high
+    elif name == "greater_than_or_equal_to":
+        ok = c >= s["min_value"]
+    elif name == "greater_than":
+        ok = c > s["min_value"]
+    elif name == "less_than_or_equal_to":
+        ok = c <= s["max_value"]
+    elif name == "less_than":
+        ok = c < s["max_value"]
+    elif name == "isin":
+        ok = c.isin(list(s["allowed_values"]))
+    elif name == "str_length":
+        ok = F.lit(True)
+        if s.get("min_value") is not None:
+            ok = ok & (F.length(c) >= s["min_value"])
+        if s.get("max_value") is not None:
+            ok = ok & (F.length(c) <= s["max_value"])
+    elif name == "str_matches":
+        ok = c.rlike(str(s["pattern"]))
+    else:
+        raise NotImplementedError(f"No Spark translation for pandera check {name!r} on column {column!r}")
+    return c.isNotNull() & ~ok
+
+
+def model_rules(model: pa.DataFrameSchema, present: dict[str, str], expected: dict[str, str]) -> list[Rule]:
+    """Counted rules of ``model`` that apply to the columns present with the expected type."""
+    usable = {c for c, t in present.items() if expected.get(c) == t}
+    rules: list[Rule] = []
+    for name, col in model.columns.items():
+        if name not in usable:
+            continue
+        if not col.nullable:
+            rules.append(Rule(f"{name}:not_null", f"{name} is null", F.col(name).isNull()))
+        for check in col.checks:
+            rules.append(
+                Rule(f"{name}:{check.name}", f"{name} fails {check.error}", check_violation(name, check))
+            )
+    for check in model.checks:
+        sql = (check.statistics or {}).get("violation_sql")
+        if sql is None:
+            raise NotImplementedError(f"Dataframe check {check.name!r} has no violation_sql")
+        needed = [c for c in model.columns if c in sql]
+        if all(c in usable for c in needed):
+            rules.append(Rule(check.name, check.error or check.name, F.coalesce(F.expr(sql), F.lit(False))))
+    return rules
+
+
+def _schema_errors(validated: DataFrame) -> list[str]:
+    errors = getattr(validated.pandera, "errors", None) or {}
+    out = []
+    for category in errors.values():
+        for reason, items in category.items():
+            for item in items:
+                out.append(f"{reason}: {item.get('column') or ''} {item.get('error', '')}".strip())
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if _finite(value) and not math.isnan(value) else str(value)
+    return str(value)
+
+
+def validate(df: DataFrame, model: pa.DataFrameSchema, *, sample_rows: int = 5) -> Report:
+    with config_context(validation_depth=ValidationDepth.SCHEMA_ONLY):
+        validated = model.validate(df, lazy=True)
+    schema_errors = _schema_errors(validated)
+
+    present = {f.name: f.dataType.simpleString() for f in df.schema.fields}
+    expected = {name: col.dtype.type.simpleString() for name, col in model.columns.items()}
+    rules = model_rules(model, present, expected)
+    aggs = [F.count(F.lit(1)).alias("__rows")]
+    aggs += [F.sum(F.when(r.violation, 1).otherwise(0)).alias(f"__r{i}") for i, r in enumerate(rules)]
+    row = df.agg(*aggs).collect()[0]
+    failures = {r.name: int(row[f"__r{i}"] or 0) for i, r in enumerate(rules)}
+    descriptions = {r.name: r.description for r in rules}
+
+    duplicate_keys: dict[str, list[dict[str, Any]]] = {}
+    for keys in _unique_keys(model):
+        if all(k in present for k in keys):
+            name = f"{'+'.join(keys)}:unique"
+            dups = df.groupBy(*keys).count().where(F.col("count") > 1)
+            n = dups.agg(F.sum("count").alias("n")).collect()[0]["n"]
+            failures[name] = int(n or 0)
+            descriptions[name] = f"rows sharing a {'+'.join(keys)} value with another row"
+            if failures[name] and sample_rows > 0:
+                rows = dups.orderBy(F.desc("count")).limit(sample_rows).collect()
+                duplicate_keys[name] = [{k: _jsonable(v) for k, v in r.asDict().items()} for r in rows]
+
+    sample: list[dict[str, Any]] = []
+    failing = [r for r in rules if failures[r.name] > 0]
+    if failing and sample_rows > 0:
+        tags = F.concat_ws(",", *[F.when(r.violation, F.lit(r.name)) for r in failing])
+        any_bad = F.lit(False)
+        for r in failing:
+            any_bad = any_bad | r.violation
+        rows = df.where(any_bad).withColumn("failed_rules", tags).limit(sample_rows).collect()
+        sample = [{k: _jsonable(v) for k, v in r.asDict().items()} for r in rows]
+    return Report(int(row["__rows"]), schema_errors, failures, descriptions, sample, duplicate_keys)
+
+
+def _unique_keys(model: pa.DataFrameSchema) -> list[list[str]]:
+    unique = model.unique
+    if not unique:
+        return []
+    return [[unique]] if isinstance(unique, str) else [list(unique)]
+
+
+def sample_markdown(sample: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    if not sample:
+        return "_no failing rows_"
+    cols = columns or list(sample[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in sample:
+        lines.append("| " + " | ".join(json.dumps(row.get(c)).strip('"') for c in cols) + " |")
+    return "\n".join(lines)

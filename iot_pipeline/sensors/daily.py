@@ -1,0 +1,173 @@
+"""Sensor: run the daily gold assets for a day once its hours are materialised, and again when one changes.
+
+Why a sensor and not ``AutomationCondition.eager()`` (see docs/checks-and-sensors.md): eager() only
+considers the latest day, and it waits for all 24 hourly parents to exist, so a day with an hour
+without any event (a quiet night, a stream started at 10:00) would never run, and a late row in the
+day before yesterday would not re-run that day.
+
+Each tick reads, from the instance's event log, the hourly partitions materialised since the cursor's
+storage id and marks their days pending. A pending day is requested when it is closed, every hour that
+has bronze data (plus every hour materialised before) has its latest materialisation of each hourly
+asset, and the runs that produced those finished successfully: a failed blocking check fails its run,
+so a day never builds on an hour that failed one. The run key is ``<day>:<newest hourly storage id>``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+
+from iot_pipeline.assets.keys import (
+    GOLD_DAILY_DEVICE_TYPE_SUMMARY,
+    GOLD_DAILY_EVENT_DURATION_P95,
+    SILVER_DEVICE_MINUTE_STATS,
+    SILVER_EVENTS,
+)
+from iot_pipeline.assets.partitions import DAILY
+from iot_pipeline.resources.lake import LakeResource
+from iot_pipeline.resources.spark import SPARK_RUN_TAG
+from iot_pipeline.sensors.history import (
+    FINISHED_BAD,
+    FINISHED_OK,
+    latest_materializations,
+    new_materialized_partitions,
+    run_statuses,
+)
+from iot_pipeline.sensors.hourly import hour_key
+from iot_pipeline.sensors.settings import SensorSettingsResource
+from iot_pipeline.storage.listing import listing_for
+
+DAILY_TARGET = dg.AssetSelection.assets(GOLD_DAILY_EVENT_DURATION_P95, GOLD_DAILY_DEVICE_TYPE_SUMMARY)
+HOURLY_PARENTS = (SILVER_EVENTS, SILVER_DEVICE_MINUTE_STATS)
+CURSOR_VERSION = 1
+DAY = timedelta(days=1)
+
+
+@dataclass
+class DayCursor:
+    """Newest hourly storage id already read, and days waiting for their hours."""
+
+    after: int | None = None
+    pending: set[str] = field(default_factory=set)
+
+    @classmethod
+    def parse(cls, raw: str | None) -> DayCursor:
+        try:
+            doc = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            doc = None
+        if not isinstance(doc, dict) or doc.get("v") != CURSOR_VERSION:
+            return cls()
+        return cls(after=doc.get("after"), pending=set(doc.get("pending") or []))
+
+    def dump(self) -> str:
+        doc = {"v": CURSOR_VERSION, "after": self.after, "pending": sorted(self.pending)}
+        return json.dumps(doc, separators=(",", ":"))
+
+
+def day_of(hour_partition: str) -> str:
+    return hour_partition[:10]
+
+
+def day_readiness(
+    instance: dg.DagsterInstance, day: str, bronze_hours: list[datetime]
+) -> tuple[str, int | None, str]:
+    """("ready"|"wait"|"blocked", newest hourly storage id, reason) for one closed day."""
+    start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+    day_hours = [hour_key(start + timedelta(hours=i)) for i in range(24)]
+    with_data = {hour_key(h) for h in bronze_hours if start <= h < start + DAY}
+    latest = {key: latest_materializations(instance, key, day_hours) for key in HOURLY_PARENTS}
+    required = with_data.union(*[set(m) for m in latest.values()])
+    if not required:
+        return "wait", None, "no hour of the day has data"
+    mats = [m for k in HOURLY_PARENTS for h in sorted(required) if (m := latest[k].get(h))]
+    statuses = run_statuses(instance, [m.run_id for m in mats])
+    failed = sorted({m.partition for m in mats if statuses.get(m.run_id) in FINISHED_BAD})
+    if failed:
+        return "blocked", None, f"latest run of hour(s) {', '.join(failed)} failed (e.g. a blocking check)"
+    missing = sorted(
+        f"{k.to_user_string()}[{h}]" for k in HOURLY_PARENTS for h in required if h not in latest[k]
+    )
+    if missing:
+        return (
+            "wait",
+            None,
+            f"not materialised yet: {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}",
+        )
+    running = [m for m in mats if m.run_id in statuses and statuses[m.run_id] not in FINISHED_OK]
+    if running:
+        return "wait", None, "hourly runs still in progress"
+    return "ready", max(m.storage_id for m in mats), f"{len(required)} hour(s) with data"
+
+
+def evaluate_days(
+    context: dg.SensorEvaluationContext,
+    lake: LakeResource,
+    settings: SensorSettingsResource,
+    now: datetime | None = None,
+    s3: S3Resource | None = None,
+) -> dg.SensorResult:
+    now = now or datetime.now(timezone.utc)
+    instance = context.instance
+    cursor = DayCursor.parse(context.cursor)
+
+    newest = cursor.after
+    for key in HOURLY_PARENTS:
+        for partition, storage_id in new_materialized_partitions(instance, key, cursor.after).items():
+            cursor.pending.add(day_of(partition))
+            newest = max(newest or 0, storage_id)
+    cursor.after = newest
+
+    layout = lake.layout
+    listing = listing_for(layout.root, s3)
+    closed_until = settings.closed_until(layout, listing, now)
+    first_day = DAILY.start.astimezone(timezone.utc).strftime("%Y-%m-%d")
+    requests: list[dg.RunRequest] = []
+    notes: list[str] = []
+    for day in sorted(cursor.pending):
+        start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        if day < first_day:
+            cursor.pending.discard(day)
+            continue
+        if start + DAY > closed_until or len(requests) >= settings.max_runs_per_tick:
+            notes.append(f"{day}: open")
+            continue
+        state, storage_id, reason = day_readiness(
+            instance, day, listing.hours(layout.bronze_events, since=start)
+        )
+        notes.append(f"{day}: {state} ({reason})")
+        if state == "wait":
+            continue
+        cursor.pending.discard(day)
+        if state == "ready":
+            requests.append(
+                dg.RunRequest(partition_key=day, run_key=f"{day}:{storage_id}", tags={SPARK_RUN_TAG: "daily"})
+            )
+    if notes:
+        context.log.info("; ".join(notes))
+    if not requests:
+        return dg.SensorResult(
+            skip_reason="No day ready: " + ("; ".join(notes) or "nothing new"), cursor=cursor.dump()
+        )
+    return dg.SensorResult(run_requests=requests, cursor=cursor.dump())
+
+
+@dg.sensor(
+    name="daily_rollup_sensor",
+    description="Materialises the daily gold assets of a closed day once its hours are materialised "
+    "(and their runs, blocking checks included, succeeded), and again whenever one of its hours changes.",
+    target=DAILY_TARGET,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def daily_rollup_sensor(
+    context: dg.SensorEvaluationContext,
+    lake: LakeResource,
+    sensor_settings: SensorSettingsResource,
+    s3: S3Resource,
+) -> dg.SensorResult:
+    return evaluate_days(context, lake, sensor_settings, s3=s3)

@@ -1,0 +1,250 @@
+"""Partition discovery: which UTC event hours a Hive-partitioned dataset holds, and a cheap fingerprint of each.
+
+Sensors tick every 30 s, so discovery must not read data. It lists directory names
+(``event_date=YYYY-MM-DD/event_hour=H``) to find hours, and only for the hours it is asked about it sums
+the data files' count, size and newest modification time: late rows land as new files in an old hour,
+which changes that hour's fingerprint.
+
+:class:`LakeListing` is the interface; :class:`LocalLakeListing` implements it for a local lake and
+:class:`S3LakeListing` for an ``s3a://`` lake through a boto3 client from dagster-aws's ``S3Resource``:
+``list_objects_v2`` with ``Delimiter='/'`` for :meth:`~LakeListing.hours` (common prefixes of the date and
+hour directories, never every object), and a full object listing only under the hour prefixes passed to
+:meth:`~LakeListing.fingerprints` (``Size`` and ``LastModified`` per object).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+from iot_pipeline.storage.layout import hour_partition_dir, is_local, local_path
+from iot_pipeline.storage.s3 import (
+    DEFAULT_REGION,
+    S3ConfigError,
+    check_bucket,
+    s3_resource_from_env,
+    split_s3_uri,
+)
+
+_DATE_DIR = re.compile(r"^event_date=(\d{4}-\d{2}-\d{2})$")
+_HOUR_DIR = re.compile(r"^event_hour=(\d{1,2})$")
+
+
+@dataclass(frozen=True)
+class HourFingerprint:
+    """What changes when rows land in an hour: data files, their total bytes and the newest write."""
+
+    hour_start: datetime
+    files: int
+    total_bytes: int
+    newest_mtime: float
+
+    @property
+    def token(self) -> str:
+        """Short, stable id of this state of the hour; goes into run keys and the sensor cursor."""
+        raw = f"{self.files}:{self.total_bytes}:{self.newest_mtime:.6f}"
+        return hashlib.sha1(raw.encode()).hexdigest()[:10]
+
+
+class LakeListing(Protocol):
+    """Cheap metadata reads of the lake that sensors may do on every tick."""
+
+    def hours(self, dataset: str, *, since: datetime | None = None) -> list[datetime]:
+        """UTC start of every hour partition of ``dataset`` (from directory names only), ascending."""
+        ...
+
+    def fingerprints(self, dataset: str, hours: Iterable[datetime]) -> dict[datetime, HourFingerprint]:
+        """Fingerprint of each given hour; an hour without data files is left out."""
+        ...
+
+    def read_json(self, path: str) -> Mapping[str, Any] | None:
+        """A small JSON state file of the lake (e.g. the stream watermark), or None if absent/unreadable."""
+        ...
+
+
+def _is_data_file(name: str) -> bool:
+    # Spark's side files (_SUCCESS, _spark_metadata, .crc checksums, in-progress temp files) are not data.
+    return not name.startswith(("_", "."))
+
+
+class LocalLakeListing:
+    """:class:`LakeListing` for a lake on a local disk (plain path or ``file://`` URI)."""
+
+    def hours(self, dataset: str, *, since: datetime | None = None) -> list[datetime]:
+        base = local_path(dataset)
+        found: list[datetime] = []
+        try:
+            date_entries = list(os.scandir(base))
+        except FileNotFoundError:
+            return []
+        since_day = since.astimezone(timezone.utc).date() if since else None
+        for date_entry in date_entries:
+            m = _DATE_DIR.match(date_entry.name)
+            if not m or not date_entry.is_dir():
+                continue
+            day = datetime.strptime(m.group(1), "%Y-%m-%d").replace(tzinfo=timezone.utc)
+            if since_day and day.date() < since_day:
+                continue
+            for hour_entry in os.scandir(date_entry.path):
+                h = _HOUR_DIR.match(hour_entry.name)
+                if h and hour_entry.is_dir() and int(h.group(1)) < 24:
+                    start = day + timedelta(hours=int(h.group(1)))
+                    if since is None or start >= since:
+                        found.append(start)
+        return sorted(found)
+
+    def fingerprints(self, dataset: str, hours: Iterable[datetime]) -> dict[datetime, HourFingerprint]:
+        """Files below the hour, including the stream's ``ingest_batch=N`` sub-partitions."""
+        out: dict[datetime, HourFingerprint] = {}
+        for hour in hours:
+            files = total = 0
+            newest = 0.0
+            for folder, subdirs, names in os.walk(local_path(hour_partition_dir(dataset, hour))):
+                subdirs[:] = [d for d in subdirs if _is_data_file(d)]  # skip staging and metadata dirs
+                for name in names:
+                    if not _is_data_file(name):
+                        continue
+                    st = os.stat(os.path.join(folder, name))
+                    files += 1
+                    total += st.st_size
+                    newest = max(newest, st.st_mtime)
+            if files:
+                out[hour] = HourFingerprint(hour, files, total, newest)
+        return out
+
+    def read_json(self, path: str) -> Mapping[str, Any] | None:
+        try:
+            with open(local_path(path), encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (FileNotFoundError, json.JSONDecodeError, OSError):
+            return None
+        return data if isinstance(data, dict) else None
+
+
+class S3LakeListing:
+    """:class:`LakeListing` for an ``s3a://bucket/prefix`` lake (AWS S3, MinIO, any S3-compatible store).
+
+    ``client`` is a boto3 S3 client (``S3Resource.get_client()``). Each tick costs one ``ListObjectsV2``
+    page per date directory (plus one for the dataset) and one per fingerprinted hour. A refused call is
+    re-checked with :func:`~iot_pipeline.storage.s3.check_bucket`, whose error names the setting to fix.
+    """
+
+    def __init__(self, client: Any, endpoint: str | None = None, region: str = DEFAULT_REGION) -> None:
+        self._client = client
+        self._endpoint = endpoint
+        self._region = region
+
+    def _explain(self, uri: str, exc: Exception) -> None:
+        """Raise the S3ConfigError naming the bad setting if the bucket itself is the problem."""
+        bucket, _ = split_s3_uri(uri)
+        try:
+            check_bucket(f"s3a://{bucket}", self._endpoint, self._region, client=self._client)
+        except S3ConfigError as config_error:
+            raise config_error from exc
+
+    def _prefixes(self, uri: str) -> list[str]:
+        """Names of the "directories" directly below ``uri`` (CommonPrefixes, without the slash)."""
+        bucket, key = split_s3_uri(uri)
+        prefix = f"{key}/" if key else ""
+        names: list[str] = []
+        try:
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix, Delimiter="/"
+            )
+            for page in pages:
+                names += [p["Prefix"][len(prefix) :].rstrip("/") for p in page.get("CommonPrefixes", [])]
+        except Exception as exc:  # botocore errors: translate if they are configuration problems
+            self._explain(uri, exc)
+            raise
+        return names
+
+    def hours(self, dataset: str, *, since: datetime | None = None) -> list[datetime]:
+        since_day = since.astimezone(timezone.utc).date() if since else None
+        found: list[datetime] = []
+        for date_name in self._prefixes(dataset):
+            m = _DATE_DIR.match(date_name)
+            if not m:
+                continue
+            day = datetime.strptime(m.group(1), "%Y-%m-%d").replace(tzinfo=timezone.utc)
+            if since_day and day.date() < since_day:
+                continue
+            for hour_name in self._prefixes(f"{dataset.rstrip('/')}/{date_name}"):
+                h = _HOUR_DIR.match(hour_name)
+                if h and int(h.group(1)) < 24:
+                    start = day + timedelta(hours=int(h.group(1)))
+                    if since is None or start >= since:
+                        found.append(start)
+        return sorted(found)
+
+    def fingerprints(self, dataset: str, hours: Iterable[datetime]) -> dict[datetime, HourFingerprint]:
+        """Objects below each hour prefix (``ingest_batch=N`` sub-partitions included, side files not)."""
+        out: dict[datetime, HourFingerprint] = {}
+        for hour in hours:
+            uri = hour_partition_dir(dataset, hour)
+            bucket, key = split_s3_uri(uri)
+            prefix = f"{key}/"
+            files = total = 0
+            newest = 0.0
+            try:
+                pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+                for page in pages:
+                    for obj in page.get("Contents", []):
+                        rel = obj["Key"][len(prefix) :]
+                        parts = rel.split("/")
+                        # Directory markers end with "/"; staging/metadata paths have a "_"/"." segment.
+                        if (
+                            not rel
+                            or rel.endswith("/")
+                            or not all(_is_data_file(part) for part in parts if part)
+                        ):
+                            continue
+                        files += 1
+                        total += int(obj["Size"])
+                        newest = max(newest, obj["LastModified"].timestamp())
+            except Exception as exc:
+                self._explain(uri, exc)
+                raise
+            if files:
+                out[hour] = HourFingerprint(hour, files, total, newest)
+        return out
+
+    def read_json(self, path: str) -> Mapping[str, Any] | None:
+        bucket, key = split_s3_uri(path)
+        try:
+            body = self._client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except self._client.exceptions.NoSuchKey:
+            return None
+        except Exception as exc:
+            self._explain(path, exc)
+            return None  # e.g. a transient read error: the sensor falls back to the wall clock
+        try:
+            data = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return None
+        return data if isinstance(data, dict) else None
+
+
+def listing_for(root: str, s3: Any = None) -> LakeListing:
+    """The listing implementation for a lake root.
+
+    ``s3`` is a dagster-aws ``S3Resource`` (anything with ``get_client()`` and optionally ``endpoint_url``
+    and ``region_name``) used for ``s3a://`` roots; without one it is built from the environment
+    (:func:`s3_resource_from_env`), so the same sensor code serves local and S3 lakes.
+    """
+    if is_local(root):
+        return LocalLakeListing()
+    if urlparse(root).scheme != "s3a":
+        raise S3ConfigError(f"IOT_LAKE_ROOT={root!r}: partition discovery supports local and s3a:// lakes.")
+    s3 = s3 if s3 is not None else s3_resource_from_env()
+    return S3LakeListing(
+        s3.get_client(),
+        endpoint=getattr(s3, "endpoint_url", None) or None,
+        region=getattr(s3, "region_name", None) or DEFAULT_REGION,
+    )
