@@ -102,7 +102,9 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "stream", help="run the Kafka -> bronze stream outside Dagster", description=__doc__,
+        "stream",
+        help="run the Kafka -> bronze stream outside Dagster",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_arguments(parser)

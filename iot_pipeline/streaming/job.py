@@ -1,12 +1,11 @@
 """The Dagster job an operator launches (UI or CLI) to run the stream."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 import dagster as dg
 from pydantic import Field
 
+from iot_pipeline.resources.spark import SPARK_RUN_TAG
 from iot_pipeline.streaming.resource import SparkStreamingResource
 
 
@@ -21,7 +20,9 @@ class StreamConfig(dg.Config):
     description="Runs the Kafka -> bronze/quarantine stream until terminated (or drained, in available_now).",
     tags={"kind": "spark"},
 )
-def run_stream(context: dg.OpExecutionContext, config: StreamConfig, streaming: SparkStreamingResource) -> None:
+def run_stream(
+    context: dg.OpExecutionContext, config: StreamConfig, streaming: SparkStreamingResource
+) -> None:
     totals = streaming.run(config.mode, log=context.log.info)
     context.log.info(
         f"stream stopped after {totals.batches} batches: {totals.input_rows} records, "
@@ -35,7 +36,7 @@ def run_stream(context: dg.OpExecutionContext, config: StreamConfig, streaming: 
         "Long-running Spark Structured Streaming job: Kafka topic -> validated bronze Parquet (hourly "
         "partitions) + quarantine. Terminate the run to stop it; it resumes from its checkpoint."
     ),
-    tags={"iot-pipeline/spark": "stream"},
+    tags={SPARK_RUN_TAG: "stream"},
 )
 def stream_to_bronze_job() -> None:
     run_stream()

@@ -14,7 +14,9 @@ from pyspark.sql import functions as F
 from iot_pipeline.streaming.validation import classify, valid_rows
 
 
-def device_type_minute_stats(kafka_records: DataFrame, watermark_minutes: int, max_record_bytes: int) -> DataFrame:
+def device_type_minute_stats(
+    kafka_records: DataFrame, watermark_minutes: int, max_record_bytes: int
+) -> DataFrame:
     events = valid_rows(classify(kafka_records, max_record_bytes))
     return (
         events.withWatermark("event_timestamp", f"{watermark_minutes} minutes")

@@ -19,7 +19,25 @@ from pyspark.sql.streaming import StreamingQueryListener
 
 from iot_pipeline.streaming.sink import BatchResult
 
-LATENCY_BUCKETS: tuple[float, ...] = (0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120, 300, 600, 1800, 3600)
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.25,
+    0.5,
+    1,
+    2,
+    3,
+    5,
+    7.5,
+    10,
+    15,
+    20,
+    30,
+    60,
+    120,
+    300,
+    600,
+    1800,
+    3600,
+)
 BATCH_BUCKETS: tuple[float, ...] = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
 
 
@@ -84,16 +102,24 @@ class StreamMetrics:
             "iot_stream_input_rows_per_second", "Input rate of the last micro-batch.", ["query"], registry=r
         )
         self.processed_rate = Gauge(
-            "iot_stream_processed_rows_per_second", "Processing rate of the last micro-batch.", ["query"], registry=r
+            "iot_stream_processed_rows_per_second",
+            "Processing rate of the last micro-batch.",
+            ["query"],
+            registry=r,
         )
         self.watermark = Gauge(
             "iot_stream_watermark_timestamp_seconds", "Event-time watermark of the live query.", registry=r
         )
         self.lag = Gauge(
-            "iot_stream_consumer_lag", "Latest Kafka offset minus processed offset.", ["topic", "partition"], registry=r
+            "iot_stream_consumer_lag",
+            "Latest Kafka offset minus processed offset.",
+            ["topic", "partition"],
+            registry=r,
         )
         self.latest_hour = Gauge(
-            "iot_stream_latest_event_hour_timestamp_seconds", "Start of the newest event hour landed.", registry=r
+            "iot_stream_latest_event_hour_timestamp_seconds",
+            "Start of the newest event hour landed.",
+            registry=r,
         )
         self.last_progress = Gauge(
             "iot_stream_last_progress_timestamp_seconds", "Wall time of the last query progress.", registry=r

@@ -12,6 +12,7 @@ Modes, same code: ``continuous`` runs micro-batches every ``trigger_seconds`` un
 from __future__ import annotations
 
 import enum
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -27,13 +28,14 @@ from iot_pipeline.contract.event import MAX_RECORD_BYTES_DEFAULT
 from iot_pipeline.resources.kafka import KafkaConfigError, KafkaResource
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import SparkResource
-from iot_pipeline.storage.layout import LakeLayout
+from iot_pipeline.storage.layout import LakeLayout, is_local
+from iot_pipeline.storage.s3 import check_bucket
+from iot_pipeline.streaming.checkpoint import BRONZE_QUERY, Resume, read_resume
 from iot_pipeline.streaming.live import device_type_minute_stats
 from iot_pipeline.streaming.metrics import ProgressListener, StreamMetrics
 from iot_pipeline.streaming.sink import BatchResult, BronzeBatchWriter
 from iot_pipeline.streaming.state import write_watermark
 
-BRONZE_QUERY = "bronze"
 LIVE_QUERY = "live_device_type_minute"
 
 
@@ -122,12 +124,12 @@ class SparkStreamingResource(dg.ConfigurableResource):
         session = getattr(self.spark, "spark_session", None)
         return session if session is not None else self.spark.build_session()
 
-    def _kafka_source(self, spark: SparkSession, mode: StreamMode) -> DataFrame:
+    def _kafka_source(self, spark: SparkSession, starting_offsets: str) -> DataFrame:
         reader = (
             spark.readStream.format("kafka")
             .option("kafka.bootstrap.servers", self.kafka.bootstrap_servers)
             .option("subscribe", self.kafka.topic)
-            .option("startingOffsets", self.starting_offsets)
+            .option("startingOffsets", starting_offsets)
             .option("failOnDataLoss", str(self.fail_on_data_loss).lower())
         )
         if self.max_offsets_per_trigger:
@@ -135,6 +137,28 @@ class SparkStreamingResource(dg.ConfigurableResource):
         for key, value in self.kafka_options.items():
             reader = reader.option(key if key.startswith("kafka.") else f"kafka.{key}", value)
         return reader.load()
+
+    def _bronze_starting_offsets(self, resume: Resume) -> str:
+        """Where a fresh bronze checkpoint starts (Spark ignores this once the checkpoint has offsets).
+
+        After a checkpoint reset it is the reset's position; partitions added to the topic since then
+        start at their earliest offset (Spark wants every partition named).
+        """
+        start = resume.starting_offsets
+        if start is None:
+            return self.starting_offsets
+        if isinstance(start, str):
+            return start
+        topic = self.kafka.topic
+        partitions = self.kafka.admin().list_topics(topic, timeout=10).topics[topic].partitions
+        known = start.get(topic, {})
+        return json.dumps({topic: {str(p): known.get(str(p), -2) for p in sorted(partitions)}})
+
+    def _check_lake(self) -> None:
+        """An S3 lake's bucket and credentials, checked before Spark starts (S3A's errors name no setting)."""
+        root = self.lake.layout.root
+        if not is_local(root):
+            check_bucket(root, self.spark.s3_endpoint or None, self.spark.s3_region, self.spark.s3_path_style)
 
     def _check_topic(self) -> None:
         self.kafka.check_reachable()
@@ -152,7 +176,12 @@ class SparkStreamingResource(dg.ConfigurableResource):
                 .write.format("kafka")
                 .option("kafka.bootstrap.servers", self.kafka.bootstrap_servers)
                 .option("topic", self.kafka.quarantine_topic)
-                .options(**{k if k.startswith("kafka.") else f"kafka.{k}": v for k, v in self.kafka_options.items()})
+                .options(
+                    **{
+                        k if k.startswith("kafka.") else f"kafka.{k}": v
+                        for k, v in self.kafka_options.items()
+                    }
+                )
                 .save()
             )
 
@@ -166,6 +195,7 @@ class SparkStreamingResource(dg.ConfigurableResource):
     ) -> StreamHandle:
         mode = StreamMode(mode)
         self._check_topic()
+        self._check_lake()
         spark = self._session()
         layout: LakeLayout = self.lake.layout
         metrics = StreamMetrics()
@@ -193,8 +223,10 @@ class SparkStreamingResource(dg.ConfigurableResource):
                     + (f", watermark {watermark}" if watermark else "")
                 )
 
+        resume = read_resume(layout)
         writer = BronzeBatchWriter(
             layout=layout,
+            batch_base=resume.batch_base,
             max_record_bytes=self.max_record_bytes,
             quarantine_to_kafka=self._quarantine_publisher() if self.quarantine_to_kafka else None,
             on_batch=[report_batch, *([on_batch] if on_batch else [])],
@@ -202,10 +234,12 @@ class SparkStreamingResource(dg.ConfigurableResource):
         listener = ProgressListener(metrics, [report_progress], time.time)
         spark.streams.addListener(listener)
         trigger: dict[str, Any] = (
-            {"availableNow": True} if mode is StreamMode.AVAILABLE_NOW else {"processingTime": f"{self.trigger_seconds} seconds"}
+            {"availableNow": True}
+            if mode is StreamMode.AVAILABLE_NOW
+            else {"processingTime": f"{self.trigger_seconds} seconds"}
         )
         queries = [
-            self._kafka_source(spark, mode)
+            self._kafka_source(spark, self._bronze_starting_offsets(resume))
             .writeStream.queryName(BRONZE_QUERY)
             .foreachBatch(writer)
             .option("checkpointLocation", layout.checkpoint(BRONZE_QUERY))
@@ -214,7 +248,9 @@ class SparkStreamingResource(dg.ConfigurableResource):
         ]
         if self.live_stats:
             live = device_type_minute_stats(
-                self._kafka_source(spark, mode), self.live_watermark_minutes, self.max_record_bytes
+                self._kafka_source(spark, self.starting_offsets),
+                self.live_watermark_minutes,
+                self.max_record_bytes,
             )
             queries.append(
                 live.writeStream.queryName(LIVE_QUERY)

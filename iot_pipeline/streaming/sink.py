@@ -47,6 +47,9 @@ class BronzeBatchWriter:
     max_record_bytes: int
     quarantine_to_kafka: Callable[[DataFrame], None] | None = None
     on_batch: list[Callable[[BatchResult], None]] = field(default_factory=list)
+    # Added to Spark's batch id in the partition value, so batches of a reset checkpoint (which
+    # restart at 0) never overwrite earlier ones; see iot_pipeline.streaming.checkpoint.
+    batch_base: int = 0
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         started = time.time()
@@ -74,7 +77,7 @@ class BronzeBatchWriter:
             ).alias("kafka_ts_percentiles"),
         )
         (
-            bronze.withColumn(BATCH_COLUMN, F.lit(batch_id).cast("long"))
+            bronze.withColumn(BATCH_COLUMN, F.lit(batch_id + self.batch_base).cast("long"))
             .write.mode("overwrite")
             .option("partitionOverwriteMode", "dynamic")
             .partitionBy("event_date", "event_hour", BATCH_COLUMN)
@@ -83,7 +86,7 @@ class BronzeBatchWriter:
         rejected = Observation("quarantine")
         bad = quarantine_rows(classified).observe(rejected, F.collect_list("reason").alias("reasons"))
         (
-            bad.withColumn(BATCH_COLUMN, F.lit(batch_id).cast("long"))
+            bad.withColumn(BATCH_COLUMN, F.lit(batch_id + self.batch_base).cast("long"))
             .write.mode("overwrite")
             .option("partitionOverwriteMode", "dynamic")
             .partitionBy("kafka_date", BATCH_COLUMN)

@@ -138,7 +138,9 @@ def classify(raw: DataFrame, max_record_bytes: int = MAX_RECORD_BYTES_DEFAULT) -
 def valid_rows(classified: DataFrame) -> DataFrame:
     """Bronze-shaped rows (see ``contract.spark_schema.bronze_schema``) of the records with no reason."""
     event_cols = [
-        F.col("event_time").alias(f.name) if f.type is FieldType.TIMESTAMP else F.col(f"parsed.{f.name}").alias(f.name)
+        F.col("event_time").alias(f.name)
+        if f.type is FieldType.TIMESTAMP
+        else F.col(f"parsed.{f.name}").alias(f.name)
         for f in EVENT_FIELDS
     ]
     return classified.where(F.col("reason").isNull()).select(

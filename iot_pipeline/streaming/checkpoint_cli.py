@@ -1,0 +1,121 @@
+"""``iot-pipeline checkpoint show|lag|reset``: the stream's Kafka position, seen and moved from a shell.
+
+``show`` prints the committed batch and offsets; ``lag`` compares them with Kafka's end offsets (exit
+1 when the total lag exceeds ``--max-lag``, for health checks); ``reset`` moves the checkpoint aside
+and writes the resume file so the next start continues the lake's batch ids (see
+:mod:`iot_pipeline.streaming.checkpoint`). Stop the streaming job before ``reset``. Defaults come from
+the environment (``IOT_LAKE_ROOT``, ``IOT_KAFKA_BOOTSTRAP_SERVERS``, ``IOT_KAFKA_TOPIC``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from iot_pipeline.resources.kafka import KafkaResource
+from iot_pipeline.storage.layout import LakeLayout, normalize_root
+from iot_pipeline.streaming.checkpoint import (
+    RESET_FROM,
+    CheckpointError,
+    consumer_lag,
+    end_offsets,
+    read_state,
+    reset_checkpoint,
+)
+
+
+def _layout(args: argparse.Namespace) -> LakeLayout:
+    return LakeLayout(normalize_root(args.lake_root))
+
+
+def show(args: argparse.Namespace) -> int:
+    state = read_state(_layout(args))
+    print(
+        json.dumps(
+            {
+                "checkpoint": state.location,
+                "last_committed_batch": state.last_committed_batch,
+                "committed_offsets": state.committed_offsets,
+                "batch_base": state.resume.batch_base,
+                "next_ingest_batch": state.next_partition_batch,
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+def lag(args: argparse.Namespace) -> int:
+    kafka = KafkaResource(bootstrap_servers=args.bootstrap_servers, topic=args.topic)
+    state = read_state(_layout(args))
+    per_partition = consumer_lag(state, args.topic, end_offsets(kafka, args.topic))
+    total = sum(per_partition.values())
+    for partition, n in per_partition.items():
+        print(f"{args.topic}[{partition}] lag {n}")
+    print(f"total lag {total} (committed batch {state.last_committed_batch})")
+    return 1 if args.max_lag is not None and total > args.max_lag else 0
+
+
+def reset(args: argparse.Namespace) -> int:
+    moved, resume = reset_checkpoint(_layout(args), args.start_from)
+    print(f"checkpoint moved to {moved}")
+    print(
+        f"next start: ingest_batch from {resume.batch_base}, starting offsets "
+        f"{json.dumps(resume.starting_offsets) if resume.starting_offsets else 'as configured'}"
+    )
+    return 0
+
+
+def _guarded(func: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except (CheckpointError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    env = os.environ.get
+    parser = subparsers.add_parser(
+        "checkpoint",
+        help="the stream's committed Kafka offsets, its lag, and a safe checkpoint reset",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--lake-root",
+        default=env("IOT_LAKE_ROOT", ".local/lake"),
+        help="lake root (env IOT_LAKE_ROOT, default %(default)s)",
+    )
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sub.add_parser("show", help="committed batch and offsets").set_defaults(func=_guarded(show))
+    lag_parser = sub.add_parser("lag", help="records in Kafka beyond the committed offsets, per partition")
+    lag_parser.add_argument(
+        "--bootstrap-servers",
+        default=env("IOT_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        help="(env IOT_KAFKA_BOOTSTRAP_SERVERS, default %(default)s)",
+    )
+    lag_parser.add_argument(
+        "--topic",
+        default=env("IOT_KAFKA_TOPIC", "iot-events"),
+        help="(env IOT_KAFKA_TOPIC, default %(default)s)",
+    )
+    lag_parser.add_argument("--max-lag", type=int, default=None, help="exit 1 if the total lag is above this")
+    lag_parser.set_defaults(func=_guarded(lag))
+    reset_parser = sub.add_parser("reset", help="move the checkpoint aside; the next start resumes safely")
+    reset_parser.add_argument(
+        "--from",
+        dest="start_from",
+        choices=RESET_FROM,
+        default="committed",
+        help="committed: continue at the old checkpoint's offsets (default); earliest: re-read the "
+        "topic (silver removes the repeats); latest: skip what Kafka holds now",
+    )
+    reset_parser.set_defaults(func=_guarded(reset))
+    return parser
