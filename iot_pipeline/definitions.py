@@ -1,0 +1,19 @@
+"""The code location: every asset, check, sensor, job and resource of iot-pipeline."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from iot_pipeline.assets import ASSETS
+from iot_pipeline.checks import CHECKS
+from iot_pipeline.resources.defaults import default_resources
+from iot_pipeline.sensors import SENSORS, sensor_resources
+from iot_pipeline.streaming.job import stream_to_bronze_job
+
+defs = dg.Definitions(
+    assets=ASSETS,
+    asset_checks=CHECKS,
+    sensors=SENSORS,
+    jobs=[stream_to_bronze_job],
+    resources={**default_resources(), **sensor_resources()},
+)
