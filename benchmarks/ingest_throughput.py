@@ -80,7 +80,9 @@ def percentiles(hist: WeightedHistogram) -> str:
     return " ".join(f"p{q}={hist.percentile(q):.2f}s" for q in (50, 95, 99))
 
 
-def streaming(spark: SparkResource, kafka: KafkaResource, lake: Path, trigger: float) -> SparkStreamingResource:
+def streaming(
+    spark: SparkResource, kafka: KafkaResource, lake: Path, trigger: float
+) -> SparkStreamingResource:
     return SparkStreamingResource(
         spark=spark, kafka=kafka, lake=LakeResource(root=str(lake)), trigger_seconds=trigger,
         metrics_port=0, live_stats=True,
@@ -88,7 +90,13 @@ def streaming(spark: SparkResource, kafka: KafkaResource, lake: Path, trigger: f
 
 
 def live_phase(
-    name: str, spark: SparkResource, kafka: KafkaResource, lake: Path, rate: float, seconds: float, trigger: float
+    name: str,
+    spark: SparkResource,
+    kafka: KafkaResource,
+    lake: Path,
+    rate: float,
+    seconds: float,
+    trigger: float,
 ) -> dict[str, float]:
     kafka.ensure_topics()
     landed: list[tuple[float, int]] = []
@@ -98,7 +106,9 @@ def live_phase(
         with lock:
             landed.append((result.committed_at, result.input_rows))
 
-    handle = streaming(spark, kafka, lake, trigger).start(StreamMode.CONTINUOUS, log=lambda _: None, on_batch=on_batch)
+    handle = streaming(spark, kafka, lake, trigger).start(
+        StreamMode.CONTINUOUS, log=lambda _: None, on_batch=on_batch
+    )
     try:
         time.sleep(2 * trigger + 5)  # queries warmed up on an empty topic
         with lock:
@@ -136,33 +146,59 @@ def baseline_phase(spark: SparkResource, kafka: KafkaResource, lake: Path) -> fl
     t0 = time.time()
     totals = streaming(spark, kafka, lake, 10).run(StreamMode.AVAILABLE_NOW, log=lambda _: None)
     seconds = time.time() - t0
-    print(f"baseline (drain {totals.input_rows:,} backlog records, no producer): {records / seconds:,.0f} events/s")
+    print(
+        f"baseline (drain {totals.input_rows:,} backlog records, no producer): {records / seconds:,.0f} events/s"
+    )
     return records / seconds
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--bootstrap-servers", help="use this broker instead of starting one")
     parser.add_argument("--rate", type=float, default=30_000, help="throughput phase rate, events/s")
     parser.add_argument("--seconds", type=float, default=60, help="producer duration of each phase")
-    parser.add_argument("--trigger", type=float, default=5, help="trigger interval of the throughput phase, s")
+    parser.add_argument(
+        "--trigger", type=float, default=5, help="trigger interval of the throughput phase, s"
+    )
     parser.add_argument("--latency-rate", type=float, default=2_000, help="latency phase rate, events/s")
-    parser.add_argument("--latency-trigger", type=float, default=1, help="trigger interval of the latency phase, s")
+    parser.add_argument(
+        "--latency-trigger", type=float, default=1, help="trigger interval of the latency phase, s"
+    )
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--driver-memory", default="4g")
     args = parser.parse_args()
 
     spark = SparkResource(master=args.master, driver_memory=args.driver_memory, shuffle_partitions=4,
                           stop_on_teardown=False, spark_config={"spark.ui.enabled": "false"})  # fmt: skip
-    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; spark {args.master}", flush=True)
-    with broker(args.bootstrap_servers) as bootstrap, tempfile.TemporaryDirectory(prefix="iot-bench-lake-") as tmp:
+    print(
+        f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; spark {args.master}",
+        flush=True,
+    )
+    with (
+        broker(args.bootstrap_servers) as bootstrap,
+        tempfile.TemporaryDirectory(prefix="iot-bench-lake-") as tmp,
+    ):
         run_id = str(int(time.time()))
-        throughput_kafka = KafkaResource(bootstrap_servers=bootstrap, topic=f"bench-tp-{run_id}", quarantine_topic="")
-        tp = live_phase("throughput", spark, throughput_kafka, Path(tmp) / "tp", args.rate, args.seconds, args.trigger)
+        throughput_kafka = KafkaResource(
+            bootstrap_servers=bootstrap, topic=f"bench-tp-{run_id}", quarantine_topic=""
+        )
+        tp = live_phase(
+            "throughput", spark, throughput_kafka, Path(tmp) / "tp", args.rate, args.seconds, args.trigger
+        )
         base = baseline_phase(spark, throughput_kafka, Path(tmp) / "baseline")
-        latency_kafka = KafkaResource(bootstrap_servers=bootstrap, topic=f"bench-lat-{run_id}", quarantine_topic="")
+        latency_kafka = KafkaResource(
+            bootstrap_servers=bootstrap, topic=f"bench-lat-{run_id}", quarantine_topic=""
+        )
         lat = live_phase(
-            "latency", spark, latency_kafka, Path(tmp) / "lat", args.latency_rate, args.seconds, args.latency_trigger
+            "latency",
+            spark,
+            latency_kafka,
+            Path(tmp) / "lat",
+            args.latency_rate,
+            args.seconds,
+            args.latency_trigger,
         )
     print(
         f"summary: sustained {tp['sustained']:,.0f} events/s (target >= 25,000; {tp['sustained'] / base:.0%} of the "

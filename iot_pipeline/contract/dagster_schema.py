@@ -18,7 +18,9 @@ def _constraints(field: EventField) -> dg.TableColumnConstraints:
         other.append("one of " + ", ".join(field.allowed))
     if field.non_empty:
         other.append("non-empty")
-    return dg.TableColumnConstraints(nullable=not field.required, unique=field.name == "event_id", other=other)
+    return dg.TableColumnConstraints(
+        nullable=not field.required, unique=field.name == "event_id", other=other
+    )
 
 
 def event_columns(*, unique_event_id: bool = True) -> list[dg.TableColumn]:

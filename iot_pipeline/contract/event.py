@@ -46,7 +46,9 @@ EVENT_FIELDS: tuple[EventField, ...] = (
         True,
         "Event time: ISO-8601 with zone on the wire, UTC timestamp once parsed.",
     ),
-    EventField("event_duration", FieldType.NUMBER, True, "Duration of the measurement in milliseconds.", minimum=0),
+    EventField(
+        "event_duration", FieldType.NUMBER, True, "Duration of the measurement in milliseconds.", minimum=0
+    ),
     EventField("value", FieldType.NUMBER, True, "Measured value, in `unit`."),
     EventField("unit", FieldType.STRING, False, "Unit of `value`, e.g. celsius or ppm."),
     EventField(
@@ -56,8 +58,12 @@ EVENT_FIELDS: tuple[EventField, ...] = (
         "Device-reported status.",
         allowed=("normal", "warning", "critical"),
     ),
-    EventField("battery_level", FieldType.NUMBER, False, "Battery charge in percent.", minimum=0, maximum=100),
-    EventField("signal_strength", FieldType.NUMBER, False, "Radio signal strength in dBm.", minimum=-130, maximum=0),
+    EventField(
+        "battery_level", FieldType.NUMBER, False, "Battery charge in percent.", minimum=0, maximum=100
+    ),
+    EventField(
+        "signal_strength", FieldType.NUMBER, False, "Radio signal strength in dBm.", minimum=-130, maximum=0
+    ),
     EventField("location", FieldType.STRING, False, "Free-text installation site."),
     EventField("firmware_version", FieldType.STRING, False, "Firmware version string."),
 )

@@ -61,7 +61,10 @@ class KafkaResource(dg.ConfigurableResource):
         if not wanted:
             return []
         futures = admin.create_topics(
-            [NewTopic(t, num_partitions=self.partitions, replication_factor=self.replication_factor) for t in wanted],
+            [
+                NewTopic(t, num_partitions=self.partitions, replication_factor=self.replication_factor)
+                for t in wanted
+            ],
             operation_timeout=timeout_s,
         )
         created = []

@@ -63,12 +63,22 @@ def resolve_classpath(name: str, coordinates: list[str]) -> list[Path]:
     pom = work / "pom.xml"
     pom.write_text(_POM.format(name=name, deps="\n".join(_dependency(c) for c in coordinates)))
     result = subprocess.run(
-        [mvn, "-q", "-B", "-f", str(pom), f"{DEPENDENCY_PLUGIN}:build-classpath", f"-Dmdep.outputFile={cp_file}"],
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(pom),
+            f"{DEPENDENCY_PLUGIN}:build-classpath",
+            f"-Dmdep.outputFile={cp_file}",
+        ],
         capture_output=True,
         text=True,
     )
     if result.returncode != 0 or not cp_file.exists():
-        raise RuntimeError(f"Maven could not resolve {coordinates}:\n{result.stdout[-4000:]}{result.stderr[-4000:]}")
+        raise RuntimeError(
+            f"Maven could not resolve {coordinates}:\n{result.stdout[-4000:]}{result.stderr[-4000:]}"
+        )
     return [Path(p) for p in cp_file.read_text().strip().split(":") if p]
 
 
@@ -77,7 +87,11 @@ def prefetch(coordinates: list[str]) -> None:
     mvn = require_tool("mvn", "install Maven (Debian: apt-get install maven) or run scripts/setup.sh.")
     for coordinate in coordinates:
         result = subprocess.run(
-            [mvn, "-q", "-B", f"{DEPENDENCY_PLUGIN}:get", f"-Dartifact={coordinate}"], capture_output=True, text=True
+            [mvn, "-q", "-B", f"{DEPENDENCY_PLUGIN}:get", f"-Dartifact={coordinate}"],
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
-            raise RuntimeError(f"Maven could not fetch {coordinate}:\n{result.stdout[-4000:]}{result.stderr[-4000:]}")
+            raise RuntimeError(
+                f"Maven could not fetch {coordinate}:\n{result.stdout[-4000:]}{result.stderr[-4000:]}"
+            )

@@ -36,7 +36,9 @@ HANDMADE = [
 ]
 
 
-def produce(kafka: KafkaResource, records: list[SimRecord], extra: list[bytes] = ()) -> dict[tuple[int, int], bytes]:
+def produce(
+    kafka: KafkaResource, records: list[SimRecord], extra: list[bytes] = ()
+) -> dict[tuple[int, int], bytes]:
     """Produce and return what landed where: (partition, offset) -> value, from the delivery reports."""
     landed: dict[tuple[int, int], bytes] = {}
 
@@ -58,16 +60,22 @@ def streaming_resource(
     spark_resource: SparkResource, kafka: KafkaResource, lake_root: Path, **overrides
 ) -> SparkStreamingResource:
     settings = {"metrics_port": 0, "max_offsets_per_trigger": 1500, "trigger_seconds": 1.0, **overrides}
-    return SparkStreamingResource(spark=spark_resource, kafka=kafka, lake=LakeResource(root=str(lake_root)), **settings)
+    return SparkStreamingResource(
+        spark=spark_resource, kafka=kafka, lake=LakeResource(root=str(lake_root)), **settings
+    )
 
 
 def read_bronze(spark: SparkSession, layout: LakeLayout):
     return spark.read.parquet(layout.bronze_events)
 
 
-def assert_exactly_once(spark: SparkSession, layout: LakeLayout, landed: dict[tuple[int, int], bytes]) -> None:
+def assert_exactly_once(
+    spark: SparkSession, layout: LakeLayout, landed: dict[tuple[int, int], bytes]
+) -> None:
     bronze = read_bronze(spark, layout).select("kafka_partition", "kafka_offset").collect()
-    quarantine = spark.read.parquet(layout.quarantine_events).select("kafka_partition", "kafka_offset").collect()
+    quarantine = (
+        spark.read.parquet(layout.quarantine_events).select("kafka_partition", "kafka_offset").collect()
+    )
     seen = Counter((r[0], r[1]) for r in [*bronze, *quarantine])
     assert [k for k, n in seen.items() if n > 1] == [], "records landed twice"
     assert set(seen) == set(landed), f"missing: {sorted(set(landed) - set(seen))[:5]}"
@@ -162,7 +170,9 @@ def test_sigkill_mid_run_then_restart_loses_and_duplicates_nothing(
     proc.wait(30)
     assert _commits(checkpoint) < 24, "the kill should land mid-run, before all 24 batches committed"
 
-    resource = streaming_resource(spark_resource, kafka_resource, lake, live_stats=False, max_offsets_per_trigger=500)
+    resource = streaming_resource(
+        spark_resource, kafka_resource, lake, live_stats=False, max_offsets_per_trigger=500
+    )
     resource.run(StreamMode.AVAILABLE_NOW, log=lambda _: None)
     assert_exactly_once(spark, resource.lake.layout, landed)
 
@@ -174,7 +184,9 @@ def test_continuous_mode_picks_up_new_records_and_stops_on_request(
     stop = threading.Event()
     outcome: dict[str, object] = {}
     runner = threading.Thread(
-        target=lambda: outcome.update(totals=resource.run(StreamMode.CONTINUOUS, log=lambda _: None, stop=stop))
+        target=lambda: outcome.update(
+            totals=resource.run(StreamMode.CONTINUOUS, log=lambda _: None, stop=stop)
+        )
     )
     runner.start()
     try:
