@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
@@ -74,31 +74,44 @@ def _is_data_file(name: str) -> bool:
     return not name.startswith(("_", "."))
 
 
+def hours_from_directories(
+    dataset: str, subdirectories: Callable[[str], list[str]], since: datetime | None = None
+) -> list[datetime]:
+    """UTC hour starts found from ``event_date=D/event_hour=H`` directory names below ``dataset``.
+
+    ``subdirectories(uri)`` names the directories directly below ``uri`` (empty if it does not exist);
+    date directories before ``since``'s day are not opened.
+    """
+    since_day = since.astimezone(timezone.utc).date() if since else None
+    found: list[datetime] = []
+    for date_name in subdirectories(dataset):
+        m = _DATE_DIR.match(date_name)
+        if not m:
+            continue
+        day = datetime.strptime(m.group(1), "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        if since_day and day.date() < since_day:
+            continue
+        for hour_name in subdirectories(f"{dataset.rstrip('/')}/{date_name}"):
+            h = _HOUR_DIR.match(hour_name)
+            if h and int(h.group(1)) < 24:
+                start = day + timedelta(hours=int(h.group(1)))
+                if since is None or start >= since:
+                    found.append(start)
+    return sorted(found)
+
+
+def _local_subdirectories(uri: str) -> list[str]:
+    try:
+        return [e.name for e in os.scandir(local_path(uri)) if e.is_dir()]
+    except FileNotFoundError:
+        return []
+
+
 class LocalLakeListing:
     """:class:`LakeListing` for a lake on a local disk (plain path or ``file://`` URI)."""
 
     def hours(self, dataset: str, *, since: datetime | None = None) -> list[datetime]:
-        base = local_path(dataset)
-        found: list[datetime] = []
-        try:
-            date_entries = list(os.scandir(base))
-        except FileNotFoundError:
-            return []
-        since_day = since.astimezone(timezone.utc).date() if since else None
-        for date_entry in date_entries:
-            m = _DATE_DIR.match(date_entry.name)
-            if not m or not date_entry.is_dir():
-                continue
-            day = datetime.strptime(m.group(1), "%Y-%m-%d").replace(tzinfo=timezone.utc)
-            if since_day and day.date() < since_day:
-                continue
-            for hour_entry in os.scandir(date_entry.path):
-                h = _HOUR_DIR.match(hour_entry.name)
-                if h and hour_entry.is_dir() and int(h.group(1)) < 24:
-                    start = day + timedelta(hours=int(h.group(1)))
-                    if since is None or start >= since:
-                        found.append(start)
-        return sorted(found)
+        return hours_from_directories(dataset, _local_subdirectories, since)
 
     def fingerprints(self, dataset: str, hours: Iterable[datetime]) -> dict[datetime, HourFingerprint]:
         """Files below the hour, including the stream's ``ingest_batch=N`` sub-partitions."""
@@ -166,22 +179,7 @@ class S3LakeListing:
         return names
 
     def hours(self, dataset: str, *, since: datetime | None = None) -> list[datetime]:
-        since_day = since.astimezone(timezone.utc).date() if since else None
-        found: list[datetime] = []
-        for date_name in self._prefixes(dataset):
-            m = _DATE_DIR.match(date_name)
-            if not m:
-                continue
-            day = datetime.strptime(m.group(1), "%Y-%m-%d").replace(tzinfo=timezone.utc)
-            if since_day and day.date() < since_day:
-                continue
-            for hour_name in self._prefixes(f"{dataset.rstrip('/')}/{date_name}"):
-                h = _HOUR_DIR.match(hour_name)
-                if h and int(h.group(1)) < 24:
-                    start = day + timedelta(hours=int(h.group(1)))
-                    if since is None or start >= since:
-                        found.append(start)
-        return sorted(found)
+        return hours_from_directories(dataset, self._prefixes, since)
 
     def fingerprints(self, dataset: str, hours: Iterable[datetime]) -> dict[datetime, HourFingerprint]:
         """Objects below each hour prefix (``ingest_batch=N`` sub-partitions included, side files not)."""
