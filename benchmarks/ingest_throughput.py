@@ -166,6 +166,9 @@ def main() -> None:
     parser.add_argument(
         "--latency-trigger", type=float, default=1, help="trigger interval of the latency phase, s"
     )
+    parser.add_argument(
+        "--latency-only", action="store_true", help="run only the latency phase (quick check of a change)"
+    )
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--driver-memory", default="4g")
     args = parser.parse_args()
@@ -184,10 +187,11 @@ def main() -> None:
         throughput_kafka = KafkaResource(
             bootstrap_servers=bootstrap, topic=f"bench-tp-{run_id}", quarantine_topic=""
         )
-        tp = live_phase(
-            "throughput", spark, throughput_kafka, Path(tmp) / "tp", args.rate, args.seconds, args.trigger
-        )
-        base = baseline_phase(spark, throughput_kafka, Path(tmp) / "baseline")
+        if not args.latency_only:
+            tp = live_phase(
+                "throughput", spark, throughput_kafka, Path(tmp) / "tp", args.rate, args.seconds, args.trigger
+            )
+            base = baseline_phase(spark, throughput_kafka, Path(tmp) / "baseline")
         latency_kafka = KafkaResource(
             bootstrap_servers=bootstrap, topic=f"bench-lat-{run_id}", quarantine_topic=""
         )
@@ -200,6 +204,9 @@ def main() -> None:
             args.seconds,
             args.latency_trigger,
         )
+    if args.latency_only:
+        print(f"summary: p95 latency at {args.latency_rate:,.0f}/s: {lat['p95']:.2f}s (target <= 5s)")
+        return
     print(
         f"summary: sustained {tp['sustained']:,.0f} events/s (target >= 25,000; {tp['sustained'] / base:.0%} of the "
         f"{base:,.0f}/s drain baseline); p95 latency at {args.latency_rate:,.0f}/s: {lat['p95']:.2f}s (target <= 5s)"
