@@ -104,12 +104,14 @@ class CheckpointState:
     last_committed_batch: int | None
     committed_offsets: dict[str, dict[str, int]] = field(default_factory=dict)
     resume: Resume = field(default_factory=Resume)
+    # Newest batch whose offsets were logged: it may have written files without committing.
+    last_logged_batch: int | None = None
 
     @property
     def next_partition_batch(self) -> int:
-        """The first ``ingest_batch`` value no batch of this lake has used yet."""
-        done = -1 if self.last_committed_batch is None else self.last_committed_batch
-        return self.resume.batch_base + done + 1
+        """The first ``ingest_batch`` value no batch of this lake can have written yet."""
+        logged = [b for b in (self.last_committed_batch, self.last_logged_batch) if b is not None]
+        return self.resume.batch_base + (max(logged) if logged else -1) + 1
 
 
 def resume_path(layout: LakeLayout) -> str:
@@ -130,9 +132,10 @@ def read_state(layout: LakeLayout, query: str = BRONZE_QUERY) -> CheckpointState
     location = layout.checkpoint(query)
     fs, path = lake_filesystem(location)
     commits = _batch_ids(fs, f"{path}/commits")
+    logged = _batch_ids(fs, f"{path}/offsets")
     last = commits[-1] if commits else None
     offsets = parse_offsets_file(_read(fs, f"{path}/offsets/{last}")) if last is not None else {}
-    return CheckpointState(location, last, offsets, read_resume(layout))
+    return CheckpointState(location, last, offsets, read_resume(layout), logged[-1] if logged else None)
 
 
 def end_offsets(kafka: Any, topic: str, timeout_s: float = 10.0) -> dict[str, int]:
