@@ -56,18 +56,10 @@ def offsets_between(
     """Per partition, the offsets of the first records with timestamp >= ``start`` and >= ``end``
     (``None``: the partition's first retained record / its end)."""
     kafka.check_reachable()
+    marks = kafka.watermarks(timeout_s, purpose="cannot replay missing bronze hours")
+    partitions = sorted(marks)
     consumer = kafka.consumer(group_id="iot-pipeline-replay")
     try:
-        topic_md = consumer.list_topics(kafka.topic, timeout=timeout_s).topics.get(kafka.topic)
-        if topic_md is None or topic_md.error is not None or not topic_md.partitions:
-            raise KafkaConfigError(
-                f"Kafka topic {kafka.topic!r} not found at {kafka.bootstrap_servers!r}: cannot replay missing "
-                "bronze hours. Check IOT_KAFKA_TOPIC."
-            )
-        partitions = sorted(topic_md.partitions)
-        marks = {
-            p: consumer.get_watermark_offsets(TopicPartition(kafka.topic, p), timeout_s) for p in partitions
-        }
 
         def lookup(bound: datetime | None, default: int) -> dict[str, int]:
             if bound is None:

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 import dagster as dg
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 
@@ -51,6 +51,23 @@ class KafkaResource(dg.ConfigurableResource):
                 f"{timeout_s:.0f}s ({exc.args[0]}). Check IOT_KAFKA_BOOTSTRAP_SERVERS (and the "
                 "security settings in the Kafka resource's client_config)."
             ) from exc
+
+    def watermarks(self, timeout_s: float = 15.0, purpose: str = "") -> dict[int, tuple[int, int]]:
+        """(low, high) offsets of every partition of the event topic; a missing topic names IOT_KAFKA_TOPIC."""
+        consumer = self.consumer(group_id="iot-pipeline-offsets")
+        try:
+            topic_md = consumer.list_topics(self.topic, timeout=timeout_s).topics.get(self.topic)
+            if topic_md is None or topic_md.error is not None or not topic_md.partitions:
+                raise KafkaConfigError(
+                    f"Kafka topic {self.topic!r} not found at {self.bootstrap_servers!r}"
+                    f"{': ' + purpose if purpose else ''}. Check IOT_KAFKA_TOPIC."
+                )
+            return {
+                p: consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout_s)
+                for p in sorted(topic_md.partitions)
+            }
+        finally:
+            consumer.close()
 
     def ensure_topics(self, timeout_s: float = 30.0) -> list[str]:
         """Create the event and quarantine topics if missing; returns the names it created."""

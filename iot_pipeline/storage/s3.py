@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 import pyspark
 
-from iot_pipeline.storage.layout import LakeConfigError
+from iot_pipeline.storage.layout import LakeConfigError, is_local, local_path
 
 ENDPOINT_ENV = "IOT_S3_ENDPOINT"
 ROOT_ENV = "IOT_LAKE_ROOT"
@@ -162,6 +162,23 @@ def pyarrow_filesystem(endpoint: str | None = None, region: str = DEFAULT_REGION
         parsed = urlparse(endpoint)
         kwargs.update(endpoint_override=parsed.netloc, scheme=parsed.scheme)
     return fs.S3FileSystem(**kwargs)
+
+
+def lake_filesystem(uri: str) -> tuple[Any, str]:
+    """A pyarrow filesystem and the path within it for a local or ``s3a://`` lake URI.
+
+    S3 settings come from the same environment as Spark's (``IOT_S3_ENDPOINT``, ``AWS_REGION``, the
+    standard AWS credential variables).
+    """
+    from pyarrow import fs
+
+    if is_local(uri):
+        return fs.LocalFileSystem(), local_path(uri)
+    bucket, key = split_s3_uri(uri)
+    s3 = pyarrow_filesystem(
+        os.environ.get(ENDPOINT_ENV) or None, os.environ.get("AWS_REGION") or DEFAULT_REGION
+    )
+    return s3, f"{bucket}/{key}".rstrip("/")
 
 
 _CREDENTIAL_HINTS = {

@@ -17,15 +17,14 @@ bronze keeps every batch. The stream reads that file when it starts (:func:`read
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from pyarrow import fs as pafs
 
-from iot_pipeline.storage.layout import LakeLayout, is_local, local_path
-from iot_pipeline.storage.s3 import DEFAULT_REGION, ENDPOINT_ENV, pyarrow_filesystem, split_s3_uri
+from iot_pipeline.storage.layout import LakeLayout, is_local
+from iot_pipeline.storage.s3 import lake_filesystem
 
 BRONZE_QUERY = "bronze"  # the bronze query's name, also its checkpoint directory
 RESET_FROM = ("committed", "earliest", "latest")
@@ -33,21 +32,6 @@ RESET_FROM = ("committed", "earliest", "latest")
 
 class CheckpointError(RuntimeError):
     """The checkpoint cannot be read or reset as asked; the message says what to do."""
-
-
-def lake_filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    """A pyarrow filesystem and the path within it for a local or ``s3a://`` lake URI.
-
-    S3 settings come from the same environment as Spark's (``IOT_S3_ENDPOINT``, ``AWS_REGION``, the
-    standard AWS credential variables).
-    """
-    if is_local(uri):
-        return pafs.LocalFileSystem(), local_path(uri)
-    bucket, key = split_s3_uri(uri)
-    s3 = pyarrow_filesystem(
-        os.environ.get(ENDPOINT_ENV) or None, os.environ.get("AWS_REGION") or DEFAULT_REGION
-    )
-    return s3, f"{bucket}/{key}".rstrip("/")
 
 
 def _batch_ids(fs: pafs.FileSystem, directory: str) -> list[int]:
@@ -138,21 +122,9 @@ def read_state(layout: LakeLayout, query: str = BRONZE_QUERY) -> CheckpointState
     return CheckpointState(location, last, offsets, read_resume(layout), logged[-1] if logged else None)
 
 
-def end_offsets(kafka: Any, topic: str, timeout_s: float = 10.0) -> dict[str, int]:
-    """High watermark of every partition of ``topic`` (``kafka`` is a :class:`KafkaResource`)."""
-    from confluent_kafka import TopicPartition
-
-    consumer = kafka.consumer("iot-pipeline-lag-probe", **{"enable.auto.commit": False})
-    try:
-        meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
-        if meta is None or meta.error is not None:
-            raise CheckpointError(f"topic {topic!r} not found on {kafka.bootstrap_servers} (IOT_KAFKA_TOPIC)")
-        return {
-            str(p): consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)[1]
-            for p in sorted(meta.partitions)
-        }
-    finally:
-        consumer.close()
+def end_offsets(kafka: Any, timeout_s: float = 10.0) -> dict[str, int]:
+    """End offset of every partition of the event topic (``kafka`` is a :class:`KafkaResource`)."""
+    return {str(p): high for p, (_, high) in kafka.watermarks(timeout_s).items()}
 
 
 def consumer_lag(state: CheckpointState, topic: str, ends: dict[str, int]) -> dict[str, int]:

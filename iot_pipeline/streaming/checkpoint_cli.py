@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Any
 
-from iot_pipeline.resources.kafka import KafkaResource
+from iot_pipeline.resources.kafka import KafkaConfigError, KafkaResource
 from iot_pipeline.storage.layout import LakeLayout, normalize_root
 from iot_pipeline.streaming.checkpoint import (
     RESET_FROM,
@@ -51,7 +51,7 @@ def show(args: argparse.Namespace) -> int:
 def lag(args: argparse.Namespace) -> int:
     kafka = KafkaResource(bootstrap_servers=args.bootstrap_servers, topic=args.topic)
     state = read_state(_layout(args))
-    per_partition = consumer_lag(state, args.topic, end_offsets(kafka, args.topic))
+    per_partition = consumer_lag(state, args.topic, end_offsets(kafka))
     total = sum(per_partition.values())
     for partition, n in per_partition.items():
         print(f"{args.topic}[{partition}] lag {n}")
@@ -73,7 +73,7 @@ def _guarded(func: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
         try:
             return func(args)
-        except (CheckpointError, ValueError) as exc:
+        except (CheckpointError, KafkaConfigError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
 
