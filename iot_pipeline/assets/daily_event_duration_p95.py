@@ -11,7 +11,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from iot_pipeline.assets import schemas
-from iot_pipeline.assets.gold_logic import MIN_EVENTS, P95_COLUMNS, daily_p95_all_types
+from iot_pipeline.assets.gold_logic import MIN_EVENTS, P95_COLUMNS, P95_INPUT_COLUMNS, daily_p95_all_types
 from iot_pipeline.assets.keys import GOLD_DAILY_EVENT_DURATION_P95, GROUP_GOLD, OWNERS, SILVER_EVENTS
 from iot_pipeline.assets.partitions import DAILY
 from iot_pipeline.assets.report import md_table
@@ -37,15 +37,6 @@ OUTPUT_SCHEMA = T.StructType(
         T.StructField("max_kept_event_duration", T.DoubleType(), False),
     ]
 )
-_SOURCE_COLUMNS = [
-    "event_date",
-    "event_id",
-    "device_type",
-    "event_duration",
-    "kafka_timestamp",
-    "kafka_partition",
-    "kafka_offset",
-]
 
 
 def csv_export_path(exports: str, day: str) -> str:
@@ -98,7 +89,7 @@ def write_outputs(
     group_name=GROUP_GOLD,
     kinds={"spark", "parquet", "csv"},
     owners=OWNERS,
-    code_version="1",
+    code_version="2",
     metadata={"dagster/column_schema": schemas.DAILY_EVENT_DURATION_P95, "partitioned_by": "event_date"},
 )
 def daily_event_duration_p95(
@@ -123,18 +114,13 @@ def daily_event_duration_p95(
     session = spark.spark_session
     layout = lake.layout
     days = days_in(context.partition_time_window)
-    silver = read_silver_days(session, layout.silver_events, days, _SOURCE_COLUMNS)
+    silver = read_silver_days(session, layout.silver_events, days, list(P95_INPUT_COLUMNS))
     for day, n in silver.hours_found.items():
         if n < 24:
             context.log.warning(
                 f"{day}: only {n} of 24 hours of silver/events exist; the result covers those"
             )
-    all_rows = (
-        []
-        if silver.df is None
-        else daily_p95_all_types(silver.df, session.sparkContext.defaultParallelism * 4)
-    )
-    all_rows.sort(key=lambda r: (r["event_date"], r["device_type"]))
+    all_rows = [] if silver.df is None else daily_p95_all_types(silver.df)
     rows = [r for r in all_rows if r["events_total"] >= MIN_EVENTS]
     excluded = [r for r in all_rows if r["events_total"] < MIN_EVENTS]
     csv_paths = write_outputs(session, layout, days, rows, s3)
