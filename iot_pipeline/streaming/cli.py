@@ -65,7 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=int(env("IOT_STREAM_METRICS_PORT", "9109")),
         help="Prometheus port, 0 to disable (env IOT_STREAM_METRICS_PORT, default %(default)s)",
     )
-    parser.add_argument("--no-live-stats", action="store_true", help="do not run the live per-minute query")
+    parser.add_argument(
+        "--no-live-stats", action="store_true", help="do not write the live per-minute statistics"
+    )
 
 
 def build_resource(args: argparse.Namespace) -> SparkStreamingResource:

@@ -1,9 +1,18 @@
-"""Provisional per-minute statistics per device type, for live views.
+"""Provisional per-minute statistics per device type, written by the bronze micro-batch itself.
 
-A stateful streaming aggregation with an event-time watermark, appended once a minute window can no
-longer change. Records later than the watermark are not in it, by design: the live view is
-provisional and the hourly assets, which include every late event, are authoritative. Its watermark
-is also the stream's notion of "this hour is closed" for the partition sensor.
+Each batch appends, next to its bronze files, its own partial aggregates per device type and
+1-minute event-time window (count, and sum/min/max of ``event_duration`` and ``value``) under
+``live/device_type_minute_stats/event_date=D/ingest_batch=N``. A window that several batches touched
+has one row per batch; :func:`live_view` combines them (counts and sums add, extremes take the
+extreme, averages are sum / count). Written per batch id with dynamic overwrite like bronze, a
+replayed batch replaces its own rows, so the view counts every valid record once with no state store.
+
+Why not a second streaming query with a watermarked aggregation: it read and parsed every Kafka
+record a second time and ran a stateful operator on the same cores, which doubled the micro-batch
+time (docs/streaming.md, "Benchmark"). Late events are included in their own minute; the view is
+provisional all the same, and the hourly assets are authoritative. The stream's event-time watermark
+(newest event time landed minus ``live_watermark_minutes``) is published separately for the
+partition sensor (:mod:`iot_pipeline.streaming.state`).
 """
 
 from __future__ import annotations
@@ -11,22 +20,17 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from iot_pipeline.streaming.validation import classify, valid_rows
 
-
-def device_type_minute_stats(
-    kafka_records: DataFrame, watermark_minutes: int, max_record_bytes: int
-) -> DataFrame:
-    events = valid_rows(classify(kafka_records, max_record_bytes))
+def minute_partials(valid: DataFrame) -> DataFrame:
+    """One batch's bronze rows -> one row per (1-minute window, device type) it touched."""
     return (
-        events.withWatermark("event_timestamp", f"{watermark_minutes} minutes")
-        .groupBy(F.window("event_timestamp", "1 minute").alias("window"), "device_type")
+        valid.groupBy(F.window("event_timestamp", "1 minute").alias("window"), "device_type")
         .agg(
             F.count(F.lit(1)).alias("events"),
-            F.avg("event_duration").alias("duration_avg"),
+            F.sum("event_duration").alias("duration_sum"),
             F.min("event_duration").alias("duration_min"),
             F.max("event_duration").alias("duration_max"),
-            F.avg("value").alias("value_avg"),
+            F.sum("value").alias("value_sum"),
             F.min("value").alias("value_min"),
             F.max("value").alias("value_max"),
         )
@@ -35,12 +39,25 @@ def device_type_minute_stats(
             F.col("window.end").alias("window_end"),
             "device_type",
             "events",
-            "duration_avg",
+            "duration_sum",
             "duration_min",
             "duration_max",
-            "value_avg",
+            "value_sum",
             "value_min",
             "value_max",
             F.date_format("window.start", "yyyy-MM-dd").alias("event_date"),
         )
+    )
+
+
+def live_view(partials: DataFrame) -> DataFrame:
+    """The per-minute statistics so far: the batches' partial rows combined per window and type."""
+    return partials.groupBy("event_date", "window_start", "window_end", "device_type").agg(
+        F.sum("events").alias("events"),
+        (F.sum("duration_sum") / F.sum("events")).alias("duration_avg"),
+        F.min("duration_min").alias("duration_min"),
+        F.max("duration_max").alias("duration_max"),
+        (F.sum("value_sum") / F.sum("events")).alias("value_avg"),
+        F.min("value_min").alias("value_min"),
+        F.max("value_max").alias("value_max"),
     )

@@ -108,7 +108,9 @@ class StreamMetrics:
             registry=r,
         )
         self.watermark = Gauge(
-            "iot_stream_watermark_timestamp_seconds", "Event-time watermark of the live query.", registry=r
+            "iot_stream_watermark_timestamp_seconds",
+            "Event-time watermark of the stream (newest event landed minus the delay).",
+            registry=r,
         )
         self.lag = Gauge(
             "iot_stream_consumer_lag",
@@ -164,9 +166,6 @@ class StreamMetrics:
         trigger_ms = (progress.get("durationMs") or {}).get("triggerExecution")
         if trigger_ms is not None and progress.get("numInputRows"):
             self.batch_duration.observe(trigger_ms / 1000)
-        watermark = (progress.get("eventTime") or {}).get("watermark")
-        if watermark and not watermark.startswith("1970-01-01"):
-            self.watermark.set(datetime.fromisoformat(watermark.replace("Z", "+00:00")).timestamp())
         for source in progress.get("sources") or []:
             for (topic, partition), lag in consumer_lag(source).items():
                 self.lag.labels(topic=topic, partition=str(partition)).set(lag)

@@ -1,9 +1,11 @@
 """The long-running Spark Structured Streaming job, owned by a Dagster resource.
 
-Two queries read the Kafka topic: ``bronze`` lands every record, valid ones in bronze and the rest in
-quarantine (see :mod:`iot_pipeline.streaming.sink`); ``live_device_type_minute`` keeps provisional
-per-minute statistics (see :mod:`iot_pipeline.streaming.live`). Both checkpoint under the lake's state
-area, so a restart resumes exactly where the last committed batch ended.
+One query reads the Kafka topic: ``bronze`` lands every record, valid ones in bronze and the rest in
+quarantine, and writes provisional per-minute statistics from the same batch (see
+:mod:`iot_pipeline.streaming.sink` and :mod:`iot_pipeline.streaming.live`). It checkpoints under the
+lake's state area, so a restart resumes exactly where the last committed batch ended. After each
+batch the event-time watermark (newest event time landed minus ``live_watermark_minutes``, never
+moving back) is published for the partition sensor.
 
 Modes, same code: ``continuous`` runs micro-batches every ``trigger_seconds`` until stopped;
 ``available_now`` drains what Kafka holds when it starts, then stops (CI, catch-up, tests).
@@ -17,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 import dagster as dg
@@ -31,12 +33,9 @@ from iot_pipeline.resources.spark import SparkResource
 from iot_pipeline.storage.layout import LakeLayout, is_local
 from iot_pipeline.storage.s3 import check_bucket
 from iot_pipeline.streaming.checkpoint import BRONZE_QUERY, Resume, read_resume
-from iot_pipeline.streaming.live import device_type_minute_stats
 from iot_pipeline.streaming.metrics import ProgressListener, StreamMetrics
 from iot_pipeline.streaming.sink import BatchResult, BronzeBatchWriter
-from iot_pipeline.streaming.state import write_watermark
-
-LIVE_QUERY = "live_device_type_minute"
+from iot_pipeline.streaming.state import WatermarkPublisher
 
 
 class StreamMode(str, enum.Enum):
@@ -202,10 +201,17 @@ class SparkStreamingResource(dg.ConfigurableResource):
         if self.metrics_port:
             metrics.serve(self.metrics_port, self.metrics_host)
         totals = StreamTotals()
+        watermark = WatermarkPublisher(
+            spark,
+            layout,
+            timedelta(minutes=self.live_watermark_minutes),
+            on_change=lambda w: metrics.watermark.set(w.timestamp()),
+        )
 
         def report_batch(result: BatchResult) -> None:
             totals.add(result)
             metrics.record_batch(result)
+            watermark.observe(result.max_event_time)
             bad = ", ".join(f"{r}={n}" for r, n in sorted(result.quarantined.items())) or "none"
             log(
                 f"batch {result.batch_id}: {result.input_rows} records, {result.bronze_rows} to bronze "
@@ -213,14 +219,11 @@ class SparkStreamingResource(dg.ConfigurableResource):
             )
 
         def report_progress(progress: dict[str, Any]) -> None:
-            watermark = (progress.get("eventTime") or {}).get("watermark")
-            if progress.get("name") == LIVE_QUERY and watermark and not watermark.startswith("1970"):
-                write_watermark(spark, layout, datetime.fromisoformat(watermark.replace("Z", "+00:00")))
             if progress.get("numInputRows"):
                 log(
                     f"{progress.get('name')}: batch {progress.get('batchId')} "
                     f"{progress.get('numInputRows')} rows, {progress.get('processedRowsPerSecond') or 0:.0f} rows/s"
-                    + (f", watermark {watermark}" if watermark else "")
+                    + (f", watermark {watermark.current.isoformat()}" if watermark.current else "")
                 )
 
         resume = read_resume(layout)
@@ -228,6 +231,7 @@ class SparkStreamingResource(dg.ConfigurableResource):
             layout=layout,
             batch_base=resume.batch_base,
             max_record_bytes=self.max_record_bytes,
+            live_stats=self.live_stats,
             quarantine_to_kafka=self._quarantine_publisher() if self.quarantine_to_kafka else None,
             on_batch=[report_batch, *([on_batch] if on_batch else [])],
         )
@@ -246,22 +250,6 @@ class SparkStreamingResource(dg.ConfigurableResource):
             .trigger(**trigger)
             .start()
         ]
-        if self.live_stats:
-            live = device_type_minute_stats(
-                self._kafka_source(spark, self.starting_offsets),
-                self.live_watermark_minutes,
-                self.max_record_bytes,
-            )
-            queries.append(
-                live.writeStream.queryName(LIVE_QUERY)
-                .format("parquet")
-                .outputMode("append")
-                .partitionBy("event_date")
-                .option("path", layout.live_device_type_minute)
-                .option("checkpointLocation", layout.checkpoint(LIVE_QUERY))
-                .trigger(**trigger)
-                .start()
-            )
         log(
             f"stream started ({mode.value}): {self.kafka.topic}@{self.kafka.bootstrap_servers} -> {layout.root}"
             + (f", metrics on :{self.metrics_port}" if self.metrics_port else "")

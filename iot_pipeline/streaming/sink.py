@@ -1,6 +1,6 @@
-"""Exactly-once landing of each micro-batch into bronze and quarantine.
+"""Exactly-once landing of each micro-batch into bronze, quarantine and the live statistics.
 
-``foreachBatch`` lets one Kafka read and one parse feed both outputs, but unlike Spark's file sink it
+``foreachBatch`` lets one Kafka read and one parse feed every output, but unlike Spark's file sink it
 has no commit log of its own. Exactly-once comes from making every batch write idempotent instead:
 each batch writes its own Hive partitions, keyed by the batch id (``.../event_hour=H/ingest_batch=N``),
 with dynamic partition overwrite. Spark replays a batch after a crash with the same id and the same
@@ -16,15 +16,18 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from itertools import pairwise
 
 from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
 from iot_pipeline.storage.layout import LakeLayout
+from iot_pipeline.streaming.live import minute_partials
 from iot_pipeline.streaming.validation import classify, quarantine_rows, valid_rows
 
 BATCH_COLUMN = "ingest_batch"
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass
@@ -35,6 +38,7 @@ class BatchResult:
     quarantined: dict[str, int]
     hours: list[tuple[str, int]]
     kafka_ts_histogram: list[tuple[float, float]]
+    max_event_time: datetime | None  # the newest event landed, for the watermark
     committed_at: float
     seconds: float
 
@@ -45,6 +49,7 @@ class BronzeBatchWriter:
 
     layout: LakeLayout
     max_record_bytes: int
+    live_stats: bool = True
     quarantine_to_kafka: Callable[[DataFrame], None] | None = None
     on_batch: list[Callable[[BatchResult], None]] = field(default_factory=list)
     # Added to Spark's batch id in the partition value, so batches of a reset checkpoint (which
@@ -66,12 +71,13 @@ class BronzeBatchWriter:
             callback(result)
 
     def _write(self, classified: DataFrame, batch_id: int, started: float) -> BatchResult:
-        # The batch's shape comes from observations of the two writes themselves: no extra Spark jobs.
+        # The batch's shape comes from observations of the writes themselves: no extra Spark jobs.
         landed = Observation("bronze")
         bronze = valid_rows(classified).observe(
             landed,
             F.count(F.lit(1)).alias("rows"),
             F.collect_set(F.struct("event_date", "event_hour")).alias("hours"),
+            F.max(F.unix_micros("event_timestamp")).alias("max_event_micros"),
             F.percentile_approx(
                 F.unix_micros("kafka_timestamp") / 1e6, F.array(*[F.lit(q / 100) for q in range(101)]), 10_000
             ).alias("kafka_ts_percentiles"),
@@ -95,6 +101,16 @@ class BronzeBatchWriter:
         quarantined = dict(Counter(rejected.get["reasons"]))
         if quarantined and self.quarantine_to_kafka is not None:
             self.quarantine_to_kafka(bad)
+        if self.live_stats:
+            (
+                # One task, no shuffle: a batch's partials are a few rows per minute and type.
+                minute_partials(valid_rows(classified).coalesce(1))
+                .withColumn(BATCH_COLUMN, F.lit(batch_id + self.batch_base).cast("long"))
+                .write.mode("overwrite")
+                .option("partitionOverwriteMode", "dynamic")
+                .partitionBy("event_date", BATCH_COLUMN)
+                .parquet(self.layout.live_device_type_minute)
+            )
         committed = time.time()
         stats = landed.get
         quantiles = stats["kafka_ts_percentiles"] or []
@@ -108,6 +124,9 @@ class BronzeBatchWriter:
             quarantined=quarantined,
             hours=sorted((h["event_date"], h["event_hour"]) for h in stats["hours"]),
             kafka_ts_histogram=histogram,
+            max_event_time=None
+            if stats["max_event_micros"] is None
+            else EPOCH + timedelta(microseconds=stats["max_event_micros"]),
             committed_at=committed,
             seconds=committed - started,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -9,7 +10,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import SparkResource
 from iot_pipeline.storage.layout import LakeLayout
+from iot_pipeline.streaming.live import live_view
 from iot_pipeline.streaming.resource import SparkStreamingResource, StreamMode
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark]
@@ -122,22 +124,47 @@ def test_available_now_lands_each_record_once_in_its_hour(
     assert row["raw_payload"] == "x" * 20_000 and row["kafka_topic"] == kafka_resource.topic
     assert totals.quarantined == dict(expected)
 
-    # The live view saw the same valid events (windows up to the final watermark only).
-    live = spark.read.parquet(layout.live_device_type_minute)
-    assert 0 < live.agg(F.sum("events")).first()[0] <= len(valid_sent)
-    assert (Path(layout.root) / "_state" / "stream" / "watermark.json").exists()
+    # The live view counts every valid record once, late ones included, whatever the batches.
+    view = live_view(spark.read.parquet(layout.live_device_type_minute))
+    assert view.agg(F.sum("events")).first()[0] == len(valid_sent)
+    by_type = Counter(r.event["device_type"] for r in valid_sent)
+    assert {
+        r["device_type"]: r["n"]
+        for r in view.groupBy("device_type").agg(F.sum("events").alias("n")).collect()
+    } == by_type
+    assert published_watermark(layout) == newest_event(valid_sent) - timedelta(minutes=10)
+
+
+def newest_event(records: list[SimRecord]) -> datetime:
+    return max(
+        datetime.fromisoformat(r.event["event_timestamp"].replace("Z", "+00:00"))
+        for r in records
+        if r.kind != "malformed"
+    )
+
+
+def published_watermark(layout: LakeLayout) -> datetime:
+    doc = json.loads((Path(layout.root) / "_state" / "stream" / "watermark.json").read_text())
+    return datetime.fromisoformat(doc["watermark"])
 
 
 def test_restart_resumes_where_it_stopped(
     spark: SparkSession, spark_resource: SparkResource, kafka_resource: KafkaResource, tmp_path: Path
 ) -> None:
-    first = produce(kafka_resource, generate(1500, seed=1, start=START, faults=FAULTS))
+    early, late = (
+        generate(1500, seed=1, start=START, faults=FAULTS),
+        generate(700, seed=2, start=START, faults=FAULTS),
+    )
+    assert newest_event(late) < newest_event(early), "the second run must bring only older events"
+    first = produce(kafka_resource, early)
     resource = streaming_resource(spark_resource, kafka_resource, tmp_path / "lake", live_stats=False)
     assert resource.run(StreamMode.AVAILABLE_NOW, log=lambda _: None).input_rows == len(first)
-    second = produce(kafka_resource, generate(700, seed=2, start=START, faults=FAULTS))
+    second = produce(kafka_resource, late)
     assert resource.run(StreamMode.AVAILABLE_NOW, log=lambda _: None).input_rows == len(second)
     assert_exactly_once(spark, resource.lake.layout, {**first, **second})
     assert resource.run(StreamMode.AVAILABLE_NOW, log=lambda _: None).input_rows == 0
+    # Published with the live statistics off too, and a restart never moves it back.
+    assert published_watermark(resource.lake.layout) == newest_event(early) - timedelta(minutes=10)
 
 
 def _commits(checkpoint: Path) -> int:
