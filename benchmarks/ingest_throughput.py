@@ -66,33 +66,20 @@ def simulate(bootstrap: str, topic: str, rate: float, seconds: float) -> subproc
 
 
 def end_offsets(kafka: KafkaResource) -> int:
-    consumer = kafka.consumer("iot-bench-offsets")
-    try:
-        meta = consumer.list_topics(kafka.topic, timeout=10).topics[kafka.topic]
-        total = 0
-        for p in meta.partitions:
-            from confluent_kafka import TopicPartition
-
-            low, high = consumer.get_watermark_offsets(TopicPartition(kafka.topic, p), timeout=10)
-            total += high - low
-        return total
-    finally:
-        consumer.close()
+    """Records the topic holds."""
+    return sum(high - low for low, high in kafka.watermarks(10).values())
 
 
 def percentiles(hist: WeightedHistogram) -> str:
     return " ".join(f"p{q}={hist.percentile(q):.2f}s" for q in (50, 95, 99))
 
 
-LIVE_STATS = True  # --no-live-stats: without the live statistics, to see what they cost
-
-
 def streaming(
-    spark: SparkResource, kafka: KafkaResource, lake: Path, trigger: float
+    spark: SparkResource, kafka: KafkaResource, lake: Path, trigger: float, live_stats: bool
 ) -> SparkStreamingResource:
     return SparkStreamingResource(
         spark=spark, kafka=kafka, lake=LakeResource(root=str(lake)), trigger_seconds=trigger,
-        metrics_port=0, live_stats=LIVE_STATS,
+        metrics_port=0, live_stats=live_stats,
     )  # fmt: skip
 
 
@@ -105,6 +92,7 @@ def live_phase(
     seconds: float,
     trigger: float,
     warmup: float,
+    live_stats: bool,
 ) -> dict[str, float]:
     kafka.ensure_topics()
     landed: list[tuple[float, int]] = []
@@ -116,7 +104,7 @@ def live_phase(
             landed.append((result.committed_at, result.input_rows))
             batch_seconds.append(result.seconds)
 
-    handle = streaming(spark, kafka, lake, trigger).start(
+    handle = streaming(spark, kafka, lake, trigger, live_stats).start(
         StreamMode.CONTINUOUS, log=lambda _: None, on_batch=on_batch
     )
     try:
@@ -157,10 +145,10 @@ def live_phase(
     return {"sustained": sustained, "p95": handle.metrics.latency.percentile(95) or 0.0}
 
 
-def baseline_phase(spark: SparkResource, kafka: KafkaResource, lake: Path) -> float:
+def baseline_phase(spark: SparkResource, kafka: KafkaResource, lake: Path, live_stats: bool) -> float:
     records = end_offsets(kafka)
     t0 = time.time()
-    totals = streaming(spark, kafka, lake, 10).run(StreamMode.AVAILABLE_NOW, log=lambda _: None)
+    totals = streaming(spark, kafka, lake, 10, live_stats).run(StreamMode.AVAILABLE_NOW, log=lambda _: None)
     seconds = time.time() - t0
     print(
         f"baseline (drain {totals.input_rows:,} backlog records, no producer): {records / seconds:,.0f} events/s"
@@ -200,8 +188,7 @@ def main() -> None:
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--driver-memory", default="4g")
     args = parser.parse_args()
-    global LIVE_STATS
-    LIVE_STATS = not args.no_live_stats
+    live_stats = not args.no_live_stats
 
     spark = SparkResource(master=args.master, driver_memory=args.driver_memory, shuffle_partitions=4,
                           stop_on_teardown=False, spark_config={"spark.ui.enabled": "false"})  # fmt: skip
@@ -227,8 +214,9 @@ def main() -> None:
                 args.seconds,
                 args.trigger,
                 args.warmup,
+                live_stats,
             )
-            base = baseline_phase(spark, throughput_kafka, Path(tmp) / "baseline")
+            base = baseline_phase(spark, throughput_kafka, Path(tmp) / "baseline", live_stats)
         latency_kafka = KafkaResource(
             bootstrap_servers=bootstrap, topic=f"bench-lat-{run_id}", quarantine_topic=""
         )
@@ -241,6 +229,7 @@ def main() -> None:
             args.seconds,
             args.latency_trigger,
             args.latency_warmup,
+            live_stats,
         )
     if args.latency_only:
         print(f"summary: p95 latency at {args.latency_rate:,.0f}/s: {lat['p95']:.2f}s (target <= 5s)")

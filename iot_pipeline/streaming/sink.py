@@ -73,7 +73,8 @@ class BronzeBatchWriter:
     def _write(self, classified: DataFrame, batch_id: int, started: float) -> BatchResult:
         # The batch's shape comes from observations of the writes themselves: no extra Spark jobs.
         landed = Observation("bronze")
-        bronze = valid_rows(classified).observe(
+        valid = valid_rows(classified)
+        bronze = valid.observe(
             landed,
             F.count(F.lit(1)).alias("rows"),
             F.collect_set(F.struct("event_date", "event_hour")).alias("hours"),
@@ -104,7 +105,7 @@ class BronzeBatchWriter:
         if self.live_stats:
             (
                 # One task, no shuffle: a batch's partials are a few rows per minute and type.
-                minute_partials(valid_rows(classified).coalesce(1))
+                minute_partials(valid.coalesce(1))
                 .withColumn(BATCH_COLUMN, F.lit(batch_id + self.batch_base).cast("long"))
                 .write.mode("overwrite")
                 .option("partitionOverwriteMode", "dynamic")
