@@ -308,8 +308,14 @@ class KafkaBroker:
 
     # -- process -----------------------------------------------------------------------------------
     def pid(self) -> int | None:
-        """The pid of this state directory's broker if it is alive (checked against its command line)."""
-        if self._child is not None and self._child.poll() is not None:
+        """The pid of this state directory's broker if it is alive (checked against its command line).
+
+        A broker this object spawned is judged by its process handle alone: between fork and exec its
+        command line is still the caller's, which would read as "exited during start-up".
+        """
+        if self._child is not None:
+            if self._child.poll() is None:
+                return self._child.pid
             self._child = None
         try:
             pid = int(self.pid_file.read_text().strip())

@@ -149,6 +149,26 @@ def test_early_exit_shows_the_log_tail(tmp_path: Path) -> None:
     assert broker.pid() is None
 
 
+def test_own_child_counts_as_running_while_its_command_line_is_not_yet_readable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Right after fork/exec, /proc/<pid>/cmdline reads empty; that is not an early exit."""
+    broker = KafkaBroker(tmp_path / "exec-window")
+    broker.state_dir.mkdir(parents=True)
+    monkeypatch.setattr(KafkaBroker, "_cmdline", staticmethod(lambda _pid: []))
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        broker._child = child
+        broker.pid_file.write_text(f"{child.pid}\n")
+        assert broker.pid() == child.pid
+        child.kill()
+        child.wait()
+        assert broker.pid() is None
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_stop_and_start_keep_the_data(kafka_broker: KafkaBroker, kafka_resource: KafkaResource) -> None:
     records = [(f"device-{i}", f"payload-{i}".encode()) for i in range(50)]
     _produce(kafka_resource, records)
