@@ -3,13 +3,14 @@
 Phases (each on a fresh topic and lake, with its own broker unless ``--bootstrap-servers`` is given):
 
 1. **throughput**: the simulator (``iot-pipeline simulate`` in its own process) produces at
-   ``--rate`` events/s while the stream runs continuously. The first ``--warmup`` seconds are not
-   measured (a long-running stream is JIT-compiled and warm); then, over ``--seconds`` of producing,
-   it prints the sustained rate into the lake (records produced after the warm-up / time until the
-   commit that caught up) and the latency from Kafka timestamp to micro-batch commit (p50/p95/p99),
-   with the median and maximum bronze batch time.
+   ``--rate`` events/s while the stream runs continuously. A warm-up run of the simulator comes first
+   (``--warmup`` seconds at the same rate, default 120: a long-running stream is JIT-compiled and
+   warm, and on 2 cores the JIT needs about that long) and is landed completely; then a second run
+   produces for ``--seconds`` and the script prints the sustained rate into the lake (records of that
+   run / time from its start until the commit that landed the last of them) and the latency from
+   Kafka timestamp to micro-batch commit (p50/p95/p99), with the median and maximum bronze batch time.
 2. **latency**: the same at ``--latency-rate`` events/s (default 2,000) with a short trigger, after
-   ``--latency-warmup`` seconds (default 120: at 2,000 events/s the JIT needs about that long).
+   ``--latency-warmup`` seconds of warm-up (default 120).
 3. **baseline**: the stream draining phase 1's whole topic as a backlog (available-now, fresh
    checkpoint), with no producer competing for the cores: the ceiling the sustained rate compares to.
 
@@ -57,12 +58,18 @@ def broker(bootstrap: str | None) -> Iterator[str]:
             b.stop()
 
 
-def simulate(bootstrap: str, topic: str, rate: float, seconds: float) -> subprocess.Popen[bytes]:
+def simulate(bootstrap: str, topic: str, rate: float, seconds: float, seed: int) -> subprocess.Popen[bytes]:
     cmd = [
         sys.executable, "-m", "iot_pipeline.ingestion", "--bootstrap-servers", bootstrap, "--topic", topic,
-        "--rate", str(rate), "--duration", str(seconds), "--seed", "1", "--no-metrics", "--no-progress",
+        "--rate", str(rate), "--duration", str(seconds), "--seed", str(seed), "--no-metrics", "--no-progress",
     ]  # fmt: skip
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def finish(producer: subprocess.Popen[bytes], timeout: float) -> None:
+    _, err = producer.communicate(timeout=timeout)
+    if producer.returncode != 0:
+        raise RuntimeError(f"simulator failed: {err.decode()[-2000:]}")
 
 
 def end_offsets(kafka: KafkaResource) -> int:
@@ -107,32 +114,35 @@ def live_phase(
     handle = streaming(spark, kafka, lake, trigger, live_stats).start(
         StreamMode.CONTINUOUS, log=lambda _: None, on_batch=on_batch
     )
+
+    def wait_caught_up(everything: int) -> float:
+        deadline = time.time() + 900
+        while sum(n for _, n in landed) < everything:
+            handle.raise_if_failed()
+            if time.time() > deadline:
+                raise RuntimeError(f"stream did not catch up: {sum(n for _, n in landed)} of {everything}")
+            time.sleep(0.5)
+        return max(t for t, _ in landed)
+
     try:
         time.sleep(2 * trigger + 5)  # queries started on an empty topic
-        producer = simulate(kafka.bootstrap_servers, kafka.topic, rate, seconds + warmup)
-        # A long-running stream is JIT-compiled and its caches are warm: measure it that way.
-        time.sleep(warmup)
+        # A long-running stream is JIT-compiled and its caches are warm: measure it that way. The
+        # warm-up's backlog is landed before the measured run starts, so that run starts caught up.
+        finish(simulate(kafka.bootstrap_servers, kafka.topic, rate, warmup, seed=1), warmup + 600)
+        wait_caught_up(end_offsets(kafka))
         with lock:
             batch_seconds.clear()
         handle.metrics.latency.samples.clear()
         warm_offsets = end_offsets(kafka)
         t0 = time.time()
-        _, err = producer.communicate(timeout=seconds + 600)
+        finish(simulate(kafka.bootstrap_servers, kafka.topic, rate, seconds, seed=2), seconds + 600)
         produced_seconds = time.time() - t0
-        if producer.returncode != 0:
-            raise RuntimeError(f"simulator failed: {err.decode()[-2000:]}")
         everything = end_offsets(kafka)
         produced = everything - warm_offsets
-        deadline = time.time() + 900
-        while sum(n for _, n in landed) < everything:
-            handle.raise_if_failed()
-            if time.time() > deadline:
-                raise RuntimeError(f"stream did not catch up: {sum(n for _, n in landed)} of {produced}")
-            time.sleep(0.5)
-        caught_up = max(t for t, _ in landed)
+        caught_up = wait_caught_up(everything)
     finally:
         handle.stop()
-    # Records produced after the warm-up over the time to land them (and any backlog left from it).
+    # Records produced in the measured run over the time until the last of them was committed.
     total = produced
     sustained = total / (caught_up - t0)
     print(
@@ -164,7 +174,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=30_000, help="throughput phase rate, events/s")
     parser.add_argument("--seconds", type=float, default=60, help="measured producer duration of each phase")
     parser.add_argument(
-        "--warmup", type=float, default=30, help="seconds the throughput phase produces before measuring"
+        "--warmup", type=float, default=120, help="seconds the throughput phase produces before measuring"
     )
     parser.add_argument(
         "--latency-warmup",

@@ -59,7 +59,8 @@ class BronzeBatchWriter:
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         started = time.time()
         # Cache what both writes need; the raw payload is kept for quarantined records only.
-        classified = classify(batch, self.max_record_bytes)
+        ingest_time = datetime.fromtimestamp(started, timezone.utc).isoformat()
+        classified = classify(batch, self.max_record_bytes, ingest_time=F.lit(ingest_time))
         classified = classified.withColumn(
             "raw_payload", F.when(F.col("reason").isNotNull(), F.col("raw_payload"))
         ).persist()
@@ -72,6 +73,8 @@ class BronzeBatchWriter:
 
     def _write(self, classified: DataFrame, batch_id: int, started: float) -> BatchResult:
         # The batch's shape comes from observations of the writes themselves: no extra Spark jobs.
+        # The batch id as a string literal: the same generated code for every batch (see classify).
+        partition_value = F.lit(str(batch_id + self.batch_base))
         landed = Observation("bronze")
         valid = valid_rows(classified)
         bronze = valid.observe(
@@ -84,7 +87,7 @@ class BronzeBatchWriter:
             ).alias("kafka_ts_percentiles"),
         )
         (
-            bronze.withColumn(BATCH_COLUMN, F.lit(batch_id + self.batch_base).cast("long"))
+            bronze.withColumn(BATCH_COLUMN, partition_value)
             .write.mode("overwrite")
             .option("partitionOverwriteMode", "dynamic")
             .partitionBy("event_date", "event_hour", BATCH_COLUMN)
@@ -93,7 +96,7 @@ class BronzeBatchWriter:
         rejected = Observation("quarantine")
         bad = quarantine_rows(classified).observe(rejected, F.collect_list("reason").alias("reasons"))
         (
-            bad.withColumn(BATCH_COLUMN, F.lit(batch_id + self.batch_base).cast("long"))
+            bad.withColumn(BATCH_COLUMN, partition_value)
             .write.mode("overwrite")
             .option("partitionOverwriteMode", "dynamic")
             .partitionBy("kafka_date", BATCH_COLUMN)
@@ -106,7 +109,7 @@ class BronzeBatchWriter:
             (
                 # One task, no shuffle: a batch's partials are a few rows per minute and type.
                 minute_partials(valid.coalesce(1))
-                .withColumn(BATCH_COLUMN, F.lit(batch_id + self.batch_base).cast("long"))
+                .withColumn(BATCH_COLUMN, partition_value)
                 .write.mode("overwrite")
                 .option("partitionOverwriteMode", "dynamic")
                 .partitionBy("event_date", BATCH_COLUMN)

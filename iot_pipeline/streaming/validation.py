@@ -123,8 +123,17 @@ def _reason_column(max_record_bytes: int, _jvm_id: int) -> Column:
     return expr.otherwise(F.lit(None).cast("string"))
 
 
-def classify(raw: DataFrame, max_record_bytes: int = MAX_RECORD_BYTES_DEFAULT) -> DataFrame:
-    """Kafka source columns -> one row per record with parsed fields, lineage and ``reason``."""
+def classify(
+    raw: DataFrame, max_record_bytes: int = MAX_RECORD_BYTES_DEFAULT, ingest_time: Column | None = None
+) -> DataFrame:
+    """Kafka source columns -> one row per record with parsed fields, lineage and ``reason``.
+
+    ``ingest_time`` defaults to the query's current timestamp. The stream passes its batch time as an
+    ISO-8601 *string* literal instead: Spark compiles timestamp literals into the generated code, so a
+    new value per micro-batch meant new classes for the whole validation (compiled by Janino, then
+    interpreted until the JIT caught up) in every batch; a string literal is a reference and the code
+    stays the same. :func:`valid_rows` and :func:`quarantine_rows` cast it back.
+    """
     parsed = raw.select(
         F.col("key").cast("string").alias("kafka_key"),
         F.col("value").cast("string").alias("raw_payload"),
@@ -133,7 +142,7 @@ def classify(raw: DataFrame, max_record_bytes: int = MAX_RECORD_BYTES_DEFAULT) -
         F.col("partition").cast("int").alias("kafka_partition"),
         F.col("offset").cast("long").alias("kafka_offset"),
         F.col("timestamp").alias("kafka_timestamp"),
-        F.current_timestamp().alias("ingest_time"),
+        (F.current_timestamp() if ingest_time is None else ingest_time).alias("ingest_time"),
     ).withColumn(
         "parsed",
         F.when(
@@ -145,6 +154,11 @@ def classify(raw: DataFrame, max_record_bytes: int = MAX_RECORD_BYTES_DEFAULT) -
         "event_time", F.try_to_timestamp(F.col("parsed.event_timestamp"), F.lit(TIMESTAMP_PATTERN))
     )
     return parsed.withColumn("reason", reason_column(max_record_bytes))
+
+
+def _ingest_time() -> Column:
+    """A timestamp already, or the stream's string literal (see :func:`classify`)."""
+    return F.col("ingest_time").cast("timestamp")
 
 
 def valid_rows(classified: DataFrame) -> DataFrame:
@@ -161,7 +175,7 @@ def valid_rows(classified: DataFrame) -> DataFrame:
         "kafka_partition",
         "kafka_offset",
         "kafka_timestamp",
-        "ingest_time",
+        _ingest_time().alias("ingest_time"),
         F.date_format("event_time", "yyyy-MM-dd").alias("event_date"),
         F.hour("event_time").alias("event_hour"),
     )
@@ -176,10 +190,10 @@ def quarantine_rows(classified: DataFrame) -> DataFrame:
         "kafka_partition",
         "kafka_offset",
         "kafka_timestamp",
-        "ingest_time",
+        _ingest_time().alias("ingest_time"),
         # Partition by the day the record reached Kafka, not the ingest day: a replayed batch then
         # lands in the same partition it overwrites (see streaming/sink.py).
-        F.date_format(F.coalesce("kafka_timestamp", "ingest_time"), "yyyy-MM-dd").alias("kafka_date"),
+        F.date_format(F.coalesce("kafka_timestamp", _ingest_time()), "yyyy-MM-dd").alias("kafka_date"),
     )
 
 

@@ -89,7 +89,9 @@ def test_available_now_lands_each_record_once_in_its_hour(
     records = generate(4000, seed=7, start=START, faults=FAULTS, events_per_second=2.0)
     landed = produce(kafka_resource, records, [value for value, _ in HANDMADE])
     resource = streaming_resource(spark_resource, kafka_resource, tmp_path / "lake")
+    started = time.time()
     totals = resource.run(StreamMode.AVAILABLE_NOW, log=lambda _: None)
+    finished = time.time()
     layout = resource.lake.layout
 
     assert totals.batches >= 3, "maxOffsetsPerTrigger should split the backlog into several batches"
@@ -123,6 +125,18 @@ def test_available_now_lands_each_record_once_in_its_hour(
     row = quarantine.where(F.col("reason") == "oversized").first()
     assert row["raw_payload"] == "x" * 20_000 and row["kafka_topic"] == kafka_resource.topic
     assert totals.quarantined == dict(expected)
+
+    # One ingest time per batch, shared by its bronze and quarantine rows, taken during the run.
+    assert dict(bronze.dtypes)["ingest_time"] == dict(quarantine.dtypes)["ingest_time"] == "timestamp"
+    stamps = (
+        bronze.select("ingest_batch", "ingest_time")
+        .unionByName(quarantine.select("ingest_batch", "ingest_time"))
+        .groupBy("ingest_batch")
+        .agg(F.count_distinct("ingest_time").alias("n"), F.min(F.unix_micros("ingest_time")).alias("t"))
+        .collect()
+    )
+    assert len(stamps) == totals.batches and {r["n"] for r in stamps} == {1}
+    assert all(started * 1e6 <= r["t"] <= finished * 1e6 for r in stamps)
 
     # The live view counts every valid record once, late ones included, whatever the batches.
     view = live_view(spark.read.parquet(layout.live_device_type_minute))
