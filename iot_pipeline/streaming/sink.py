@@ -58,7 +58,7 @@ class BronzeBatchWriter:
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         started = time.time()
-        # Cache what both writes need; the raw payload is kept for quarantined records only.
+        # Cache what every write needs; the raw payload is kept for quarantined records only.
         ingest_time = datetime.fromtimestamp(started, timezone.utc).isoformat()
         classified = classify(batch, self.max_record_bytes, ingest_time=F.lit(ingest_time))
         classified = classified.withColumn(
