@@ -2,17 +2,20 @@
 
 Everything goes through the JVM of the Spark session (``spark._jvm``) rather than ``os``/``pathlib``,
 so the same call works for a local lake, ``file://`` and ``s3a://`` (the connector Spark already
-uses). Files whose name starts with ``_`` or ``.`` (``_SUCCESS``, ``_spark_metadata``, ``.crc``)
-are Spark/Hadoop bookkeeping, never data.
+uses); the one exception is listing a local lake (``data_files``). Files whose name starts with ``_``
+or ``.`` (``_SUCCESS``, ``_spark_metadata``, ``.crc``) are Spark/Hadoop bookkeeping, never data.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
+
+from iot_pipeline.storage.layout import is_local, local_path
 
 
 @dataclass(frozen=True)
@@ -43,19 +46,44 @@ def exists(spark: SparkSession, uri: str) -> bool:
 
 
 def data_files(spark: SparkSession, uri: str) -> list[tuple[str, int]]:
-    """(path, size) of every data file below ``uri`` (recursive); empty when it does not exist."""
+    """(path, size) of every data file below ``uri`` (recursive); empty when it does not exist.
+
+    A local lake is walked in Python: Hadoop's recursive ``listFiles`` builds a ``LocatedFileStatus``
+    per local file and fills its permission fields by forking a shell command, about 7 ms a file,
+    seconds for a month of hour partitions. Object stores keep ``listFiles`` (one flat listing per
+    1,000 keys).
+    """
+    if is_local(uri):
+        return _local_data_files(local_path(uri))
+    return _hadoop_data_files(spark, uri)
+
+
+def _hadoop_data_files(spark: SparkSession, uri: str) -> list[tuple[str, int]]:
     path, fs = _path_and_fs(spark, uri)
     if not fs.exists(path):
         return []
     out: list[tuple[str, int]] = []
+    root = fs.makeQualified(path).toString()  # as the listed paths spell it (scheme and all)
     it = fs.listFiles(path, True)
     while it.hasNext():
         status = it.next()
         p = status.getPath()
         # Skip bookkeeping files and anything inside a bookkeeping directory (e.g. _spark_metadata/).
-        rel = p.toString()[len(path.toString()) :]
+        rel = p.toString()[len(root) :]
         if all(_is_data(part) for part in rel.split("/") if part):
             out.append((p.toString(), int(status.getLen())))
+    return out
+
+
+def _local_data_files(root: str) -> list[tuple[str, int]]:
+    """``data_files`` of a local directory, paths spelled as Hadoop spells them (``file:/abs/path``)."""
+    out: list[tuple[str, int]] = []
+    for directory, subdirs, files in os.walk(os.path.abspath(root)):
+        subdirs[:] = [d for d in subdirs if _is_data(d)]
+        for name in files:
+            if _is_data(name):
+                full = os.path.join(directory, name)
+                out.append((f"file:{full}", os.path.getsize(full)))
     return out
 
 
