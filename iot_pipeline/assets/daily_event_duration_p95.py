@@ -11,7 +11,13 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from iot_pipeline.assets import schemas
-from iot_pipeline.assets.gold_logic import MIN_EVENTS, P95_COLUMNS, P95_INPUT_COLUMNS, daily_p95_all_types
+from iot_pipeline.assets.gold_logic import (
+    MIN_EVENTS,
+    P95_COLUMNS,
+    P95_INPUT_COLUMNS,
+    daily_p95_all_types,
+    id_groups,
+)
 from iot_pipeline.assets.keys import GOLD_DAILY_EVENT_DURATION_P95, GROUP_GOLD, OWNERS, SILVER_EVENTS
 from iot_pipeline.assets.partitions import DAILY
 from iot_pipeline.assets.report import md_table
@@ -89,7 +95,7 @@ def write_outputs(
     group_name=GROUP_GOLD,
     kinds={"spark", "parquet", "csv"},
     owners=OWNERS,
-    code_version="2",
+    code_version="3",
     metadata={"dagster/column_schema": schemas.DAILY_EVENT_DURATION_P95, "partitioned_by": "event_date"},
 )
 def daily_event_duration_p95(
@@ -120,7 +126,9 @@ def daily_event_duration_p95(
             context.log.warning(
                 f"{day}: only {n} of 24 hours of silver/events exist; the result covers those"
             )
-    all_rows = [] if silver.df is None else daily_p95_all_types(silver.df)
+    all_rows = (
+        [] if silver.df is None else daily_p95_all_types(silver.df, id_groups(silver.largest_day_bytes))
+    )
     rows = [r for r in all_rows if r["events_total"] >= MIN_EVENTS]
     excluded = [r for r in all_rows if r["events_total"] < MIN_EVENTS]
     csv_paths = write_outputs(session, layout, days, rows, s3)

@@ -3,7 +3,7 @@
 The daily p95 rule, exactly as the product spec states it, per UTC day and device type:
 
 1. *Distinct events*: the day's silver rows deduplicated on ``event_id`` (silver is already unique per
-   hour; this pass over the whole day keeps the count exact even if one id appeared in two hours).
+   hour; the day is checked as a whole so the count stays exact even if one id appeared in two hours).
    The row kept is again the first to reach Kafka, and the event counts for that row's device type.
    ``events_total`` is the number of distinct event_id of the type that day.
 2. Only device types with ``events_total >= 500`` are reported.
@@ -15,40 +15,38 @@ The daily p95 rule, exactly as the product spec states it, per UTC day and devic
    kept durations, interpolated between ranks floor(h) and ceil(h) (verified against numpy and
    DuckDB's ``quantile_cont``).
 
-How, in three passes over the day's rows and without sorting them (docs/assets.md, "How the daily
-p95 is computed"):
+How, in two passes over the day's rows, neither of which sorts or shuffles them (docs/assets.md,
+"How the daily p95 is computed"):
 
-* **Duplicates**: the rows are clustered by a 64-bit hash of (day, event_id); only the rows of a hash
-  seen twice can be copies, and those few are resolved exactly on the real event_id.
-* **Histogram**: one aggregate per (day, type, bin) where ``bin = floor(64 log2(duration))`` is
-  monotone in the duration (Java's ``log`` is semi-monotonic), with count, sum, population
-  variance, min and max per bin. The day's mean and sample stddev follow exactly from those
-  (Chan's parallel combination); so does, from each bin's min and max, whether a bin lies wholly
-  inside, wholly outside, or across the 3-sigma bounds.
-* **Ranks**: only the rows of the bins that straddle a bound or can hold the p95 ranks are fetched;
-  their exact order gives the two values around the 95th percentile position.
-
-The driver combines a few hundred thousand histogram rows at most (numpy); every pass over the
-events themselves is Spark.
+* **Histogram**: one aggregate per (day, type, bin) where ``bin = floor(16 log2(duration))`` is
+  monotone in the duration (Java's ``log`` is semi-monotonic); ``p95_selection`` turns it into the
+  exact mean and stddev and names the few bins whose rows decide the p95.
+* **Candidates and repeats**: one aggregate per day that collects the rows of those bins and the
+  64-bit hashes of the day's event_ids; a day whose hashes are all distinct has no duplicate, and
+  its p95 is finished from the collected rows. A day with a repeated hash (a real duplicate or,
+  rarely, a collision) is computed again from ``distinct_events``, which resolves the copies on
+  the actual event_id.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
-import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from iot_pipeline.assets.p95_selection import BIN, KEY, DayTypeHistogram, histograms, values_by_bin
+
 MIN_EVENTS = 500
-SIGMAS = 3.0
-P95 = 0.95
-# Bins per doubling of the duration: about 1.1 % wide, so the ranks pass reads a few rows per group.
-BINS_PER_OCTAVE = 64
+# Bins per doubling of the duration (about 4.4 % wide). More bins mean fewer candidate rows but a
+# larger histogram, whose hash table stops fitting the CPU caches: 16 is the faster side of both.
+BINS_PER_OCTAVE = 16
 # Durations <= 0 (zero is valid) share one bin below every positive one.
 _NON_POSITIVE_BIN = -(2**40)
+# Silver bytes per group of the repeat check: each group's event_id hashes form one array.
+ID_GROUP_BYTES = 128 * 2**20
 
 P95_COLUMNS = (
     "event_date",
@@ -83,10 +81,11 @@ _ROW_KEY = ["event_date", "kafka_topic", "kafka_partition", "kafka_offset"]
 def distinct_events(silver: DataFrame) -> DataFrame:
     """The silver rows minus the later copies of an event_id already seen the same day.
 
-    ``silver`` needs event_date, event_id, the Kafka coordinates and kafka_timestamp.
+    ``silver`` needs event_date, event_id, the Kafka coordinates and kafka_timestamp. A hash
+    aggregate over every row: the slow path, for days on which the fast check saw a repeat.
     """
     spark = silver.sparkSession
-    hashed = silver.withColumn("_h", F.xxhash64("event_date", "event_id"))
+    hashed = silver.withColumn("_h", _id_hash())
     repeated = hashed.groupBy("_h").count().filter(F.col("count") > 1).select("_h").collect()
     if not repeated:
         return silver
@@ -111,190 +110,110 @@ def duration_bin(duration: Column) -> Column:
     )
 
 
-def daily_p95_all_types(silver: DataFrame) -> list[dict]:
+def id_groups(largest_day_bytes: int) -> int:
+    """How many groups per day the repeat check splits the day's event_id hashes into."""
+    return max(1, math.ceil(largest_day_bytes / ID_GROUP_BYTES))
+
+
+def daily_p95_all_types(silver: DataFrame, id_groups_per_day: int = 1) -> list[dict]:
     """One dict per (day, device type) *including* types below the threshold (p95 fields None there).
 
     ``silver`` needs event_date, event_id, device_type, event_duration and the Kafka coordinates.
     Callers split the result on ``events_total >= MIN_EVENTS``. Sorted by day and type.
     """
+    groups, repeat_days = _p95(silver, id_groups_per_day)
+    if repeat_days:
+        again = distinct_events(silver.filter(F.col("event_date").isin(sorted(repeat_days))))
+        fixed, _ = _p95(again, None)
+        groups = [g for g in groups if g.day not in repeat_days] + fixed
+    return [g.result() for g in sorted(groups, key=lambda g: (g.day, g.device_type))]
+
+
+def _p95(silver: DataFrame, id_groups_per_day: int | None) -> tuple[list[DayTypeHistogram], set[str]]:
+    """The two passes; ``id_groups_per_day=None`` skips the repeat check (the rows are distinct)."""
     d = F.col("event_duration")
-    events = distinct_events(silver).select(*_G, d, duration_bin(d).alias("_bin"))
-    histogram = events.groupBy(*_G, "_bin").agg(
+    events = silver.select(*_G, d, duration_bin(d).alias(BIN))
+    histogram = events.groupBy(*_G, BIN).agg(
         F.count(F.lit(1)).alias("n"),
         F.sum(d).alias("sum"),
         F.var_pop(d).alias("var"),
         F.min(d).alias("min"),
         F.max(d).alias("max"),
     )
-    groups = _groups(histogram.toArrow())
+    groups = histograms(histogram.withColumn(KEY, _bin_key()).toArrow())
     reported = [g for g in groups if g.events_total >= MIN_EVENTS]
-    fetch = [(g.day, g.device_type, int(b)) for g in reported for b in g.bins_to_fetch()]
-    if fetch:
-        wanted = events.sparkSession.createDataFrame(
-            fetch, "event_date string, device_type string, _bin long"
-        )
-        # The bin set first: a cheap filter on one long column before the join on the group's strings.
-        some_group_wants = F.col("_bin").isin(sorted({b for _, _, b in fetch}))
-        rows = (
-            events.filter(some_group_wants)
-            .join(F.broadcast(wanted), [*_G, "_bin"])
-            .select(*_G, "_bin", d)
-            .toArrow()
-        )
-        values = _values_by_bin(rows)
-        for g in reported:
+    keys = sorted({int(k) for g in reported for k in g.keys_to_fetch()})
+    if id_groups_per_day is None:
+        rows, repeat_days = _candidates(events, keys), set()
+    else:
+        rows, repeat_days = _candidates_and_repeats(silver, events, keys, id_groups_per_day)
+    values = values_by_bin(rows)
+    for g in reported:
+        if g.day not in repeat_days:
             g.rank(values.get((g.day, g.device_type), {}))
-    return [g.result() for g in groups]
+    return groups, repeat_days
 
 
-@dataclass
-class _Group:
-    """One (day, type): its histogram, sorted by bin, and what the rule derives from it."""
-
-    day: str
-    device_type: str
-    bins: np.ndarray
-    n: np.ndarray
-    min: np.ndarray
-    max: np.ndarray
-    mean: float
-    stddev: float
-    kept: dict | None = None
-
-    @property
-    def events_total(self) -> int:
-        return int(self.n.sum())
-
-    def _bounds(self) -> tuple[float, float]:
-        if not self.stddev > 0:  # every duration equal (or one event): nothing is an outlier
-            return -math.inf, math.inf
-        return self.mean - SIGMAS * self.stddev, self.mean + SIGMAS * self.stddev
-
-    def _split(self) -> tuple[np.ndarray, np.ndarray]:
-        """Bins wholly inside the bounds, and bins across one."""
-        lo, hi = self._bounds()
-        inside = (self.min >= lo) & (self.max <= hi)
-        outside = (self.max < lo) | (self.min > hi)
-        return inside, ~inside & ~outside
-
-    def bins_to_fetch(self) -> np.ndarray:
-        """Bins across a bound, and the inside bins that can hold a p95 rank whatever those hold."""
-        inside, across = self._split()
-        uncertain = int(self.n[across].sum())
-        known = int(self.n[inside].sum())
-        first = math.floor(P95 * (known - 1)) - uncertain
-        last = math.ceil(P95 * (known + uncertain - 1))
-        counts = np.where(inside, self.n, 0)
-        before = np.cumsum(counts) - counts  # inside rows in earlier bins
-        candidates = inside & (before <= last) & (before + counts - 1 >= first)
-        return self.bins[across | candidates]
-
-    def rank(self, fetched: dict[int, np.ndarray]) -> None:
-        """The kept count, p95 and kept extremes, from the histogram and the fetched bins' rows."""
-        lo, hi = self._bounds()
-        inside, across = self._split()
-        kept_rows = {}
-        counts = np.where(inside, self.n, 0)
-        for i in np.flatnonzero(across):
-            v = fetched[int(self.bins[i])]
-            kept_rows[i] = np.sort(v[(v >= lo) & (v <= hi)])
-            counts[i] = len(kept_rows[i])
-        total = int(counts.sum())
-        upto = np.cumsum(counts)
-
-        def at(rank: int) -> float:
-            i = int(np.searchsorted(upto, rank, side="right"))
-            rows = kept_rows.get(i)
-            if rows is None:
-                rows = np.sort(fetched[int(self.bins[i])])
-            return float(rows[rank - (upto[i] - counts[i])])
-
-        nonempty = np.flatnonzero(counts)
-        first, last = nonempty[0], nonempty[-1]
-        lo_rank, hi_rank = _ranks(total)
-        self.kept = {
-            "events_kept": total,
-            "p95": _lerp(at(lo_rank), at(hi_rank), P95 * (total - 1) - lo_rank),
-            "min": float(kept_rows[first][0]) if first in kept_rows else float(self.min[first]),
-            "max": float(kept_rows[last][-1]) if last in kept_rows else float(self.max[last]),
-        }
-
-    def result(self) -> dict:
-        """A P95_COLUMNS row; the outlier and p95 fields are None for a group that was not ranked."""
-        row = {
-            "event_date": self.day,
-            "device_type": self.device_type,
-            "events_total": self.events_total,
-            "events_kept": None,
-            "outliers_removed": None,
-            "mean": self.mean,
-            "stddev": self.stddev,
-            "p95_event_duration": None,
-            "min_kept_event_duration": None,
-            "max_kept_event_duration": None,
-        }
-        if self.kept is not None:
-            row.update(
-                events_kept=self.kept["events_kept"],
-                outliers_removed=self.events_total - self.kept["events_kept"],
-                p95_event_duration=self.kept["p95"],
-                min_kept_event_duration=self.kept["min"],
-                max_kept_event_duration=self.kept["max"],
-            )
-        return row
+def _bin_key() -> Column:
+    """One 64-bit id per (day, type, bin): the candidate filter is then a set lookup of one long."""
+    return F.xxhash64("event_date", "device_type", BIN)
 
 
-def _groups(histogram: pa.Table) -> list[_Group]:
-    """Per (day, type), the histogram sorted by bin, with the exact mean and sample stddev."""
-    t = histogram.sort_by([("event_date", "ascending"), ("device_type", "ascending"), ("_bin", "ascending")])
-    if t.num_rows == 0:
-        return []
-    days = t["event_date"].to_numpy(zero_copy_only=False)
-    types = t["device_type"].to_numpy(zero_copy_only=False)
-    col = {c: t[c].to_numpy() for c in ("_bin", "n", "sum", "var", "min", "max")}
-    starts = np.flatnonzero(np.r_[True, (days[1:] != days[:-1]) | (types[1:] != types[:-1])])
-    out = []
-    for a, b in zip(starts, np.r_[starts[1:], t.num_rows], strict=True):
-        n = col["n"][a:b].astype(np.int64)
-        total = int(n.sum())
-        mean = float(col["sum"][a:b].sum() / total)
-        bin_mean = col["sum"][a:b] / n
-        m2 = float((n * col["var"][a:b] + n * (bin_mean - mean) ** 2).sum())
-        stddev = math.sqrt(m2 / (total - 1)) if total > 1 else math.nan
-        out.append(
-            _Group(
-                str(days[a]),
-                str(types[a]),
-                col["_bin"][a:b],
-                n,
-                col["min"][a:b],
-                col["max"][a:b],
-                mean,
-                stddev,
-            )
+def _id_hash() -> Column:
+    return F.xxhash64("event_date", "event_id")
+
+
+def _is_candidate(keys: list[int]) -> Column:
+    # A hash collision only lets a few extra rows through; values_by_bin files them by their real bin.
+    return _bin_key().isin(keys) if keys else F.lit(False)
+
+
+def _candidates(events: DataFrame, keys: list[int]) -> pa.Table:
+    if not keys:
+        return pa.table({c: [] for c in (*_G, BIN, "event_duration")})
+    return events.filter(_is_candidate(keys)).select(*_G, BIN, "event_duration").toArrow()
+
+
+def _candidates_and_repeats(
+    silver: DataFrame, events: DataFrame, keys: list[int], id_groups_per_day: int
+) -> tuple[pa.Table, set[str]]:
+    """One pass: the candidate rows, and the days on which an event_id hash occurs more than once.
+
+    Per (day, id group) a plain list of the hashes, whose distinct count is taken once at the end:
+    no per-id hash table and no shuffle of every row, only one row per (task, day, group).
+    """
+    d = F.col("event_duration")
+    h = _id_hash()
+    keyed = silver.select(*_G, d, duration_bin(d).alias(BIN), h.alias("_h"))
+    row = F.when(_is_candidate(keys), F.struct("device_type", BIN, "event_duration"))
+    per_group = (
+        keyed.groupBy("event_date", F.pmod("_h", F.lit(id_groups_per_day)).alias("_g"))
+        .agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.size(F.array_distinct(F.collect_list("_h"))).alias("ids"),
+            F.collect_list(row).alias("candidates"),
         )
-    return out
-
-
-def _values_by_bin(rows: pa.Table) -> dict[tuple[str, str], dict[int, np.ndarray]]:
-    out: dict[tuple[str, str], dict[int, list[float]]] = {}
-    for day, dtype, b, v in zip(
-        *(rows[c].to_pylist() for c in ("event_date", "device_type", "_bin", "event_duration")), strict=True
-    ):
-        out.setdefault((day, dtype), {}).setdefault(b, []).append(v)
-    return {k: {b: np.asarray(v, dtype=np.float64) for b, v in bins.items()} for k, bins in out.items()}
-
-
-def _ranks(n: int) -> tuple[int, int]:
-    """The 0-based ranks around the p95 position of n sorted values."""
-    pos = P95 * (n - 1)
-    return math.floor(pos), math.ceil(pos)
-
-
-def _lerp(a: float, b: float, t: float) -> float:
-    """numpy's linear interpolation (``numpy.lib._function_base_impl._lerp``), for bit-identical results."""
-    diff = b - a
-    return b - diff * (1 - t) if t >= 0.5 else a + diff * t
+        .toArrow()
+    )
+    repeat_days = {
+        day
+        for day, rows, ids in zip(
+            *(per_group[c].to_pylist() for c in ("event_date", "rows", "ids")), strict=True
+        )
+        if rows != ids
+    }
+    nested = per_group["candidates"]
+    flat = pc.list_flatten(nested)
+    day = pc.take(per_group["event_date"], pc.list_parent_indices(nested))
+    rows = pa.table(
+        {
+            "event_date": day,
+            "device_type": pc.struct_field(flat, "device_type"),
+            BIN: pc.struct_field(flat, BIN),
+            "event_duration": pc.struct_field(flat, "event_duration"),
+        }
+    )
+    return rows, repeat_days
 
 
 def daily_device_type_summary(silver: DataFrame) -> DataFrame:

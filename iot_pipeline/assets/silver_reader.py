@@ -19,20 +19,21 @@ class SilverDays:
     df: DataFrame | None
     hours_found: dict[str, int]  # day -> number of hour partitions with files
     bytes_read: int
+    largest_day_bytes: int  # sizes per-day work such as the p95's repeat check
 
 
 def read_silver_days(spark: SparkSession, dataset: str, days: list[str], columns: list[str]) -> SilverDays:
     dirs = day_dirs(dataset, days)
     hours_found: dict[str, int] = {}
-    total = 0
+    day_bytes: dict[str, int] = {}
     present = []
     for day, d in dirs.items():
         files = pio.data_files(spark, d)
         hours_found[day] = len({m.group(1) for p, _ in files if (m := _HOUR_DIR.search(p))})
-        total += sum(size for _, size in files)
+        day_bytes[day] = sum(size for _, size in files)
         if files:
             present.append(d)
     if not present:
-        return SilverDays(None, hours_found, 0)
+        return SilverDays(None, hours_found, 0, 0)
     df = spark.read.schema(bronze_schema()).option("basePath", dataset).parquet(*present).select(*columns)
-    return SilverDays(df, hours_found, total)
+    return SilverDays(df, hours_found, sum(day_bytes.values()), max(day_bytes.values()))
