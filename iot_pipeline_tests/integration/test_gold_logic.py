@@ -16,6 +16,7 @@ from pyspark.sql import types as T
 
 from iot_pipeline.assets.gold_logic import P95_INPUT_COLUMNS, daily_p95_all_types
 from iot_pipeline.contract.spark_schema import bronze_schema
+from iot_pipeline_tests.unit.test_assets_reference import reference_rule
 
 pytestmark = pytest.mark.spark
 
@@ -46,20 +47,6 @@ def _rows(
         }
         for i, d in enumerate(durations)
     ]
-
-
-def _numpy(x: np.ndarray) -> dict:
-    mean, sd = float(np.mean(x)), float(np.std(x, ddof=1))
-    kept = x[np.abs(x - mean) <= 3 * sd] if sd > 0 else x
-    return {
-        "events_total": len(x),
-        "events_kept": len(kept),
-        "mean": mean,
-        "stddev": sd,
-        "p95_event_duration": float(np.percentile(kept, 95)),
-        "min_kept_event_duration": float(kept.min()),
-        "max_kept_event_duration": float(kept.max()),
-    }
 
 
 def _check(got: dict, want: dict) -> None:
@@ -96,8 +83,8 @@ def test_an_event_id_in_two_hours_counts_once_as_its_first_copy(spark: SparkSess
     clean = _rows("a", y, day=NEXT_DAY, prefix="0002")
     out = daily_p95_all_types(_silver(spark, rows + resends + clean), id_groups)
     assert [(r["event_date"], r["device_type"]) for r in out] == [(DAY, "a"), (NEXT_DAY, "a")]
-    _check(out[0], _numpy(x))
-    _check(out[1], _numpy(y))
+    _check(out[0], reference_rule(x))
+    _check(out[1], reference_rule(y))
     assert out[0]["outliers_removed"] == out[0]["events_total"] - out[0]["events_kept"]
 
 
@@ -105,7 +92,7 @@ def test_types_below_500_distinct_events_carry_no_p95(spark: SparkSession) -> No
     rows = _rows("small", np.arange(499.0)) + _rows("big", np.arange(500.0), start_offset=1000, prefix="0001")
     out = {r["device_type"]: r for r in daily_p95_all_types(_silver(spark, rows))}
     assert out["small"]["events_total"] == 499 and out["small"]["p95_event_duration"] is None
-    _check(out["big"], _numpy(np.arange(500.0)))
+    _check(out["big"], reference_rule(np.arange(500.0)))
 
 
 @pytest.mark.parametrize(
@@ -119,4 +106,4 @@ def test_types_below_500_distinct_events_carry_no_p95(spark: SparkSession) -> No
 )
 def test_p95_equals_numpy_on_hard_shapes(spark: SparkSession, durations: np.ndarray) -> None:
     [got] = daily_p95_all_types(_silver(spark, _rows("t", durations)))
-    _check(got, _numpy(durations))
+    _check(got, reference_rule(durations))

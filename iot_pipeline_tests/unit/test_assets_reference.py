@@ -190,27 +190,33 @@ def write_bronze(table: pa.Table, dataset: str | Path, files_per_hour: int = 2) 
     return out
 
 
+def reference_rule(x: np.ndarray) -> dict[str, float]:
+    """The spec's rule with numpy for one (day, type)'s distinct durations: the tests' ground truth."""
+    mean = float(np.mean(x))
+    sd = float(np.std(x, ddof=1)) if len(x) > 1 else float("nan")
+    # A constant day keeps every event (its mean may round off the common value).
+    kept = x if sd == 0 else x[np.abs(x - mean) <= 3 * sd]
+    return {
+        "events_total": len(x),
+        "events_kept": len(kept),
+        "outliers_removed": len(x) - len(kept),
+        "mean": mean,
+        "stddev": sd,
+        "p95_event_duration": float(np.percentile(kept, 95)) if len(kept) else float("nan"),
+        "min_kept_event_duration": float(kept.min()) if len(kept) else float("nan"),
+        "max_kept_event_duration": float(kept.max()) if len(kept) else float("nan"),
+    }
+
+
 def reference_p95(unique: pa.Table) -> dict[tuple[str, str], dict[str, float]]:
     """The spec's rule with numpy, per (day, type), including types below the threshold."""
     days = np.array(unique["event_date"].to_pylist())
     types = np.array(unique["device_type"].to_pylist())
     dur = unique["event_duration"].to_numpy()
-    out: dict[tuple[str, str], dict[str, float]] = {}
-    for key in sorted(set(zip(days.tolist(), types.tolist(), strict=True))):
-        x = dur[(days == key[0]) & (types == key[1])]
-        mean, sd = float(np.mean(x)), float(np.std(x, ddof=1)) if len(x) > 1 else float("nan")
-        kept = x[np.abs(x - mean) <= 3 * sd]
-        out[key] = {
-            "events_total": len(x),
-            "events_kept": len(kept),
-            "outliers_removed": len(x) - len(kept),
-            "mean": mean,
-            "stddev": sd,
-            "p95_event_duration": float(np.percentile(kept, 95)) if len(kept) else float("nan"),
-            "min_kept_event_duration": float(kept.min()) if len(kept) else float("nan"),
-            "max_kept_event_duration": float(kept.max()) if len(kept) else float("nan"),
-        }
-    return out
+    return {
+        key: reference_rule(dur[(days == key[0]) & (types == key[1])])
+        for key in sorted(set(zip(days.tolist(), types.tolist(), strict=True)))
+    }
 
 
 # --- tests of the generator and the reference -------------------------------------------------

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 from iot_pipeline.assets.p95_selection import BIN, KEY, histograms, values_by_bin
+from iot_pipeline_tests.unit.test_assets_reference import reference_rule
 
 BINS_PER_OCTAVE = 16
 
@@ -47,20 +48,6 @@ def _histogram(groups: dict[tuple[str, str], np.ndarray]) -> tuple[pa.Table, pa.
     return pa.Table.from_pylist(hist), pa.Table.from_pylist(rows)
 
 
-def _expected(x: np.ndarray) -> dict:
-    mean, sd = float(np.mean(x)), float(np.std(x, ddof=1))
-    kept = x[np.abs(x - mean) <= 3 * sd] if sd > 0 else x
-    return {
-        "events_total": len(x),
-        "events_kept": len(kept),
-        "mean": mean,
-        "stddev": sd,
-        "p95_event_duration": float(np.percentile(kept, 95)),
-        "min_kept_event_duration": float(kept.min()),
-        "max_kept_event_duration": float(kept.max()),
-    }
-
-
 def _shapes() -> dict[tuple[str, str], np.ndarray]:
     rng = np.random.default_rng(42)
     shapes = {
@@ -90,7 +77,7 @@ def test_the_fetched_bins_give_numpys_p95_exactly() -> None:
     values = values_by_bin(fetched)
     for g in found:
         g.rank(values.get((g.day, g.device_type), {}))
-        got, want = g.result(), _expected(groups[(g.day, g.device_type)])
+        got, want = g.result(), reference_rule(groups[(g.day, g.device_type)])
         assert got["outliers_removed"] == want["events_total"] - want["events_kept"], g.device_type
         for col, value in want.items():
             assert got[col] == pytest.approx(value, rel=1e-9, abs=1e-12), (g.device_type, col)
