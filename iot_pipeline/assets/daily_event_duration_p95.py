@@ -11,6 +11,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from iot_pipeline.assets import schemas
+from iot_pipeline.assets.event_id_index import distinct_ids_by_day
 from iot_pipeline.assets.gold_logic import (
     MIN_EVENTS,
     P95_COLUMNS,
@@ -95,7 +96,7 @@ def write_outputs(
     group_name=GROUP_GOLD,
     kinds={"spark", "parquet", "csv"},
     owners=OWNERS,
-    code_version="3",
+    code_version="4",
     metadata={"dagster/column_schema": schemas.DAILY_EVENT_DURATION_P95, "partitioned_by": "event_date"},
 )
 def daily_event_duration_p95(
@@ -104,7 +105,10 @@ def daily_event_duration_p95(
     """95th percentile of event_duration per device type and UTC day, after removing outliers.
 
     Exactly the product rule, from the day's 24 hours of `silver/events`:
-    - **Distinct events**: events are counted by distinct `event_id` (`events_total`).
+    - **Distinct events**: events are counted by distinct `event_id` (`events_total`). Silver is
+      unique per hour; whether an id is in two hours of the day is read from
+      `silver/event_id_index` when it matches the day's files, else checked from the rows
+      (`days_checked_by_event_id_index` in the metadata).
     - Only device types with **at least 500** distinct events that day appear; the others are
       listed in this materialisation's metadata as excluded.
     - **Outliers**: events more than **3 sample standard deviations** (stddev_samp, n - 1) from
@@ -126,8 +130,11 @@ def daily_event_duration_p95(
             context.log.warning(
                 f"{day}: only {n} of 24 hours of silver/events exist; the result covers those"
             )
+    by_index = distinct_ids_by_day(session, layout.silver_event_id_index, silver.files_by_hour)
     all_rows = (
-        [] if silver.df is None else daily_p95_all_types(silver.df, id_groups(silver.largest_day_bytes))
+        []
+        if silver.df is None
+        else daily_p95_all_types(silver.df, id_groups(silver.largest_day_bytes), by_index)
     )
     rows = [r for r in all_rows if r["events_total"] >= MIN_EVENTS]
     excluded = [r for r in all_rows if r["events_total"] < MIN_EVENTS]
@@ -143,6 +150,8 @@ def daily_event_duration_p95(
         "silver_hours_found": sum(silver.hours_found.values()),
         "silver_hours_expected": 24 * len(days),
         "silver_bytes_read": silver.bytes_read,
+        "days_checked_by_event_id_index": len(by_index),
+        "days_with_repeated_event_id": sum(1 for ok in by_index.values() if not ok),
         "result": dg.MetadataValue.md(_result_table(rows)),
         "excluded": dg.MetadataValue.md(_excluded_table(excluded)),
         "csv_exports": dg.MetadataValue.json(csv_paths[:31]),

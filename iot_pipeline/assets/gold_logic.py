@@ -21,22 +21,24 @@ How, in two passes over the day's rows, neither of which sorts or shuffles them 
 * **Histogram**: one aggregate per (day, type, bin) where ``bin = floor(16 log2(duration))`` is
   monotone in the duration (Java's ``log`` is semi-monotonic); ``p95_selection`` turns it into the
   exact mean and stddev and names the few bins whose rows decide the p95.
-* **Candidates and repeats**: one aggregate per day that collects the rows of those bins and the
-  64-bit hashes of the day's event_ids; a day whose hashes are all distinct has no duplicate, and
-  its p95 is finished from the collected rows. A day with a repeated hash (a real duplicate or,
-  rarely, a collision) is computed again from ``distinct_events``, which resolves the copies on
-  the actual event_id.
+* **Candidates and repeats**: one aggregate per day that collects the rows of those bins and, for
+  the days ``event_id_index`` could not decide, the 64-bit hashes of the day's event_ids; a day
+  whose hashes are all distinct has no duplicate, and its p95 is finished from the collected rows.
+  A day with a repeated hash (a real duplicate or, rarely, a collision) is computed again from
+  ``distinct_events``, which resolves the copies on the actual event_id.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from iot_pipeline.assets.event_id_index import id_hash
 from iot_pipeline.assets.p95_selection import BIN, KEY, DayTypeHistogram, histograms, values_by_bin
 
 MIN_EVENTS = 500
@@ -85,7 +87,7 @@ def distinct_events(silver: DataFrame) -> DataFrame:
     aggregate over every row: the slow path, for days on which the fast check saw a repeat.
     """
     spark = silver.sparkSession
-    hashed = silver.withColumn("_h", _id_hash())
+    hashed = silver.withColumn("_h", id_hash())
     repeated = hashed.groupBy("_h").count().filter(F.col("count") > 1).select("_h").collect()
     if not repeated:
         return silver
@@ -115,21 +117,27 @@ def id_groups(largest_day_bytes: int) -> int:
     return max(1, math.ceil(largest_day_bytes / ID_GROUP_BYTES))
 
 
-def daily_p95_all_types(silver: DataFrame, id_groups_per_day: int = 1) -> list[dict]:
+def daily_p95_all_types(
+    silver: DataFrame, id_groups_per_day: int = 1, distinct_by_index: Mapping[str, bool] | None = None
+) -> list[dict]:
     """One dict per (day, device type) *including* types below the threshold (p95 fields None there).
 
     ``silver`` needs event_date, event_id, device_type, event_duration and the Kafka coordinates.
-    Callers split the result on ``events_total >= MIN_EVENTS``. Sorted by day and type.
+    ``distinct_by_index`` holds the days ``event_id_index`` has decided (True: no repeated id hash);
+    only the other days' ids are checked here. Callers split the result on
+    ``events_total >= MIN_EVENTS``. Sorted by day and type.
     """
-    groups, repeat_days = _p95(silver, id_groups_per_day)
+    groups, repeat_days = _p95(silver, id_groups_per_day, distinct_by_index or {})
     if repeat_days:
         again = distinct_events(silver.filter(F.col("event_date").isin(sorted(repeat_days))))
-        fixed, _ = _p95(again, None)
+        fixed, _ = _p95(again, None, {})
         groups = [g for g in groups if g.day not in repeat_days] + fixed
     return [g.result() for g in sorted(groups, key=lambda g: (g.day, g.device_type))]
 
 
-def _p95(silver: DataFrame, id_groups_per_day: int | None) -> tuple[list[DayTypeHistogram], set[str]]:
+def _p95(
+    silver: DataFrame, id_groups_per_day: int | None, decided: Mapping[str, bool]
+) -> tuple[list[DayTypeHistogram], set[str]]:
     """The two passes; ``id_groups_per_day=None`` skips the repeat check (the rows are distinct)."""
     d = F.col("event_duration")
     events = silver.select(*_G, d, duration_bin(d).alias(BIN))
@@ -143,10 +151,15 @@ def _p95(silver: DataFrame, id_groups_per_day: int | None) -> tuple[list[DayType
     groups = histograms(histogram.withColumn(KEY, _bin_key()).toArrow())
     reported = [g for g in groups if g.events_total >= MIN_EVENTS]
     keys = sorted({int(k) for g in reported for k in g.keys_to_fetch()})
-    if id_groups_per_day is None:
+    days = {g.day for g in groups}
+    undecided = sorted(days - decided.keys())
+    if id_groups_per_day is None or not undecided:
         rows, repeat_days = _candidates(events, keys), set()
     else:
-        rows, repeat_days = _candidates_and_repeats(silver, events, keys, id_groups_per_day)
+        only = None if len(undecided) == len(days) else undecided
+        rows, repeat_days = _candidates_and_repeats(silver, keys, id_groups_per_day, only)
+    if id_groups_per_day is not None:
+        repeat_days |= {day for day in days if decided.get(day) is False}
     values = values_by_bin(rows)
     for g in reported:
         if g.day not in repeat_days:
@@ -157,10 +170,6 @@ def _p95(silver: DataFrame, id_groups_per_day: int | None) -> tuple[list[DayType
 def _bin_key() -> Column:
     """One 64-bit id per (day, type, bin): the candidate filter is then a set lookup of one long."""
     return F.xxhash64("event_date", "device_type", BIN)
-
-
-def _id_hash() -> Column:
-    return F.xxhash64("event_date", "event_id")
 
 
 def _is_candidate(keys: list[int]) -> Column:
@@ -175,21 +184,24 @@ def _candidates(events: DataFrame, keys: list[int]) -> pa.Table:
 
 
 def _candidates_and_repeats(
-    silver: DataFrame, events: DataFrame, keys: list[int], id_groups_per_day: int
+    silver: DataFrame, keys: list[int], id_groups_per_day: int, only_days: list[str] | None
 ) -> tuple[pa.Table, set[str]]:
-    """One pass: the candidate rows, and the days on which an event_id hash occurs more than once.
+    """One pass: the candidate rows, and the days (of ``only_days``, default all) on which an
+    event_id hash occurs more than once.
 
     Per (day, id group) a plain list of the hashes, whose distinct count is taken once at the end:
     no per-id hash table and no shuffle of every row, only one row per (task, day, group).
     """
     d = F.col("event_duration")
-    h = _id_hash()
+    h = id_hash()
+    if only_days is not None:
+        h = F.when(F.col("event_date").isin(only_days), h)
     keyed = silver.select(*_G, d, duration_bin(d).alias(BIN), h.alias("_h"))
     row = F.when(_is_candidate(keys), F.struct("device_type", BIN, "event_duration"))
     per_group = (
         keyed.groupBy("event_date", F.pmod("_h", F.lit(id_groups_per_day)).alias("_g"))
         .agg(
-            F.count(F.lit(1)).alias("rows"),
+            F.count("_h").alias("rows"),
             F.size(F.array_distinct(F.collect_list("_h"))).alias("ids"),
             F.collect_list(row).alias("candidates"),
         )

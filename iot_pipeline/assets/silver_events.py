@@ -6,10 +6,11 @@ from datetime import datetime, timedelta
 
 import dagster as dg
 from pydantic import Field
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from iot_pipeline.assets import schemas
+from iot_pipeline.assets import event_id_index, schemas
 from iot_pipeline.assets.keys import BRONZE_EVENTS, GROUP_SILVER, OWNERS, SILVER_EVENTS
 from iot_pipeline.assets.partitions import HOURLY
 from iot_pipeline.assets.replay import replay_hours
@@ -21,6 +22,7 @@ from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import SparkResource
 from iot_pipeline.storage import parquet_io as pio
+from iot_pipeline.storage.layout import LakeLayout
 
 LATE_MARGIN_MINUTES = 15  # same as the hourly sensor's default grace period
 
@@ -56,7 +58,7 @@ def read_bronze(spark: SparkSession, dataset: str, hours: list[datetime]) -> Dat
     group_name=GROUP_SILVER,
     kinds={"spark", "parquet"},
     owners=OWNERS,
-    code_version="1",
+    code_version="2",
     metadata={"dagster/column_schema": schemas.SILVER_EVENTS, "partitioned_by": "event_date, event_hour"},
 )
 def events(
@@ -79,6 +81,9 @@ def events(
     - **Late rows**: events that reached Kafka more than 15 minutes (configurable) after their hour
       ended; they are in their event hour like any other row, and counted.
     - **Missing bronze hour**: rebuilt from Kafka in batch mode (`replayed_hours` in the metadata).
+    - **Event-id index**: with its files, the run writes `silver/event_id_index` (per file: its name,
+      rows and the 64-bit hashes of its event_ids), which lets the daily assets prove a day has no
+      event_id in two hours without hashing the day's rows again.
     """
     t0 = time.monotonic()
     session = spark.spark_session
@@ -140,7 +145,7 @@ def events(
     emptied = pio.delete_partitions(session, [d for h, d in silver_dirs.items() if _key(h) not in written])
 
     written_hours = [h for h in hours if _key(h) in written]
-    per_hour = _per_hour_stats(session, layout.silver_events, written_hours, config.late_margin_minutes)
+    per_hour = _index_and_stats(session, layout, hours, written_hours, config.late_margin_minutes)
     out_stats = {h: pio.file_stats(session, d) for h, d in silver_dirs.items()}
     late_rows = sum(r["late"] for r in per_hour.values())
     rows = []
@@ -203,33 +208,56 @@ def _key(hour: datetime) -> str:
     return f"{hour:%Y-%m-%d}/{hour.hour}"
 
 
-def _per_hour_stats(
-    spark: SparkSession, dataset: str, hours: list[datetime], late_margin_minutes: int
+def _index_and_stats(
+    spark: SparkSession,
+    layout: LakeLayout,
+    hours: list[datetime],
+    written_hours: list[datetime],
+    late_margin_minutes: int,
 ) -> dict[datetime, dict]:
-    """Rows, late rows and event-time range per written hour, read back from the fresh files (cheap:
-    three columns of sorted Parquet)."""
-    if not hours:
+    """Replace the run's hours in the event-id index and return rows, late rows and event-time range
+    per written hour: one read of the files just written (event_id and three sorted columns)."""
+    index = layout.silver_event_id_index
+    if not written_hours:
+        event_id_index.replace_hours(spark, index, None, hours)
         return {}
     df = (
         spark.read.schema(bronze_schema())
-        .option("basePath", dataset)
-        .parquet(*hour_dirs(dataset, hours).values())
+        .option("basePath", layout.silver_events)
+        .parquet(*hour_dirs(layout.silver_events, written_hours).values())
     )
-    stats = (
-        df.groupBy(*PARTITION_COLUMNS)
-        .agg(
-            F.count(F.lit(1)).alias("rows"),
-            F.count_if(is_late(late_margin_minutes)).alias("late"),
-            (F.unix_micros(F.min("event_timestamp")) / 1e6).alias("min_epoch"),
-            (F.unix_micros(F.max("event_timestamp")) / 1e6).alias("max_epoch"),
-            F.date_format(F.min("event_timestamp"), "yyyy-MM-dd HH:mm:ss").alias("min_ts"),
-            F.date_format(F.max("event_timestamp"), "yyyy-MM-dd HH:mm:ss").alias("max_ts"),
+    files = event_id_index.per_file(
+        df,
+        F.count_if(is_late(late_margin_minutes)).alias("late"),
+        F.min("event_timestamp").alias("min_ts"),
+        F.max("event_timestamp").alias("max_ts"),
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        event_id_index.replace_hours(spark, index, files, hours)
+        stats = (
+            files.groupBy(*PARTITION_COLUMNS)
+            .agg(
+                F.sum(event_id_index.ROWS).alias("rows"),
+                F.sum("late").alias("late"),
+                F.min("min_ts").alias("min_ts"),
+                F.max("max_ts").alias("max_ts"),
+            )
+            .select(
+                *PARTITION_COLUMNS,
+                "rows",
+                "late",
+                (F.unix_micros("min_ts") / 1e6).alias("min_epoch"),
+                (F.unix_micros("max_ts") / 1e6).alias("max_epoch"),
+                F.date_format("min_ts", "yyyy-MM-dd HH:mm:ss").alias("min_ts"),
+                F.date_format("max_ts", "yyyy-MM-dd HH:mm:ss").alias("max_ts"),
+            )
+            .collect()
         )
-        .collect()
-    )
+    finally:
+        files.unpersist()
     by_key = {(r["event_date"], r["event_hour"]): r for r in stats}
     out = {}
-    for h in hours:
+    for h in written_hours:
         r = by_key.get((f"{h:%Y-%m-%d}", h.hour))
         if r is not None:
             out[h] = r.asDict()

@@ -18,22 +18,26 @@ _HOUR_DIR = re.compile(r"/event_hour=(\d+)/")
 class SilverDays:
     df: DataFrame | None
     hours_found: dict[str, int]  # day -> number of hour partitions with files
+    files_by_hour: dict[tuple[str, int], frozenset[str]]  # (day, hour) -> names of its silver files
     bytes_read: int
     largest_day_bytes: int  # sizes per-day work such as the p95's repeat check
 
 
 def read_silver_days(spark: SparkSession, dataset: str, days: list[str], columns: list[str]) -> SilverDays:
-    dirs = day_dirs(dataset, days)
-    hours_found: dict[str, int] = {}
+    files_by_hour: dict[tuple[str, int], set[str]] = {}
     day_bytes: dict[str, int] = {}
     present = []
-    for day, d in dirs.items():
+    for day, d in day_dirs(dataset, days).items():
         files = pio.data_files(spark, d)
-        hours_found[day] = len({m.group(1) for p, _ in files if (m := _HOUR_DIR.search(p))})
+        for path, _ in files:
+            if m := _HOUR_DIR.search(path):
+                files_by_hour.setdefault((day, int(m.group(1))), set()).add(path.rsplit("/", 1)[1])
         day_bytes[day] = sum(size for _, size in files)
         if files:
             present.append(d)
+    by_hour = {k: frozenset(v) for k, v in files_by_hour.items()}
+    hours_found = {day: sum(1 for d, _ in by_hour if d == day) for day in days}
     if not present:
-        return SilverDays(None, hours_found, 0, 0)
+        return SilverDays(None, hours_found, by_hour, 0, 0)
     df = spark.read.schema(bronze_schema()).option("basePath", dataset).parquet(*present).select(*columns)
-    return SilverDays(df, hours_found, sum(day_bytes.values()), max(day_bytes.values()))
+    return SilverDays(df, hours_found, by_hour, sum(day_bytes.values()), max(day_bytes.values()))

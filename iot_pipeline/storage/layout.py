@@ -81,6 +81,11 @@ class LakeLayout:
         return self.path("silver", "events")
 
     @property
+    def silver_event_id_index(self) -> str:
+        """Written by ``silver/events`` with its files; read by the daily checks of distinct event_id."""
+        return self.path("silver", "event_id_index")
+
+    @property
     def silver_device_minute_stats(self) -> str:
         return self.path("silver", "device_minute_stats")
 

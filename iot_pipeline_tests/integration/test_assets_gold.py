@@ -104,6 +104,8 @@ def test_types_below_500_distinct_events_are_excluded_even_with_duplicates(lake)
     )
     assert m["days"] == 2 and m["rows"] == 2
     assert m["silver_hours_found"] == 25 and m["silver_hours_expected"] == 48
+    # Silver wrote the event-id index with its files: both days were decided by it, neither repeats.
+    assert m["days_checked_by_event_id_index"] == 2 and m["days_with_repeated_event_id"] == 0
     assert "temperature" in m["result"] and "| smoke" not in m["result"]
 
 

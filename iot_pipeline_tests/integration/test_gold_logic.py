@@ -56,8 +56,19 @@ def _check(got: dict, want: dict) -> None:
         assert got[col] == pytest.approx(want[col], rel=1e-9, abs=1e-12), col
 
 
-@pytest.mark.parametrize("id_groups", [1, 3])
-def test_an_event_id_in_two_hours_counts_once_as_its_first_copy(spark: SparkSession, id_groups: int) -> None:
+@pytest.mark.parametrize(
+    ("id_groups", "by_index"),
+    [
+        pytest.param(1, None, id="rows-checked"),
+        pytest.param(3, None, id="rows-checked-3-id-groups"),
+        # The clean day decided by the event-id index, the repeat day still checked from its rows.
+        pytest.param(1, {NEXT_DAY: True}, id="one-day-by-index"),
+        pytest.param(1, {DAY: False, NEXT_DAY: True}, id="both-days-by-index"),
+    ],
+)
+def test_an_event_id_in_two_hours_counts_once_as_its_first_copy(
+    spark: SparkSession, id_groups: int, by_index: dict[str, bool] | None
+) -> None:
     rng = np.random.default_rng(5)
     x = rng.gamma(2.0, 50.0, 600).round(3)
     rows = _rows("a", x)
@@ -81,7 +92,7 @@ def test_an_event_id_in_two_hours_counts_once_as_its_first_copy(spark: SparkSess
     # The next day has no repeat: its result comes from the first pass, the repeat day's from the second.
     y = rng.gamma(3.0, 20.0, 800).round(3)
     clean = _rows("a", y, day=NEXT_DAY, prefix="0002")
-    out = daily_p95_all_types(_silver(spark, rows + resends + clean), id_groups)
+    out = daily_p95_all_types(_silver(spark, rows + resends + clean), id_groups, by_index)
     assert [(r["event_date"], r["device_type"]) for r in out] == [(DAY, "a"), (NEXT_DAY, "a")]
     _check(out[0], reference_rule(x))
     _check(out[1], reference_rule(y))

@@ -1,0 +1,128 @@
+"""``silver/event_id_index`` on real Spark: written by silver/events, trusted only for the files it names."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from iot_pipeline.assets.event_id_index import distinct_ids_by_day
+from iot_pipeline.assets.external import EXTERNAL_ASSETS
+from iot_pipeline.assets.gold_logic import P95_INPUT_COLUMNS, daily_p95_all_types
+from iot_pipeline.assets.silver_events import events
+from iot_pipeline.assets.silver_reader import SilverDays, read_silver_days
+from iot_pipeline.resources.kafka import KafkaResource
+from iot_pipeline.resources.lake import LakeResource
+from iot_pipeline_tests.unit.test_assets_reference import generate_bronze, write_bronze
+
+pytestmark = pytest.mark.spark
+
+DAY = "2026-05-06"
+START = datetime(2026, 5, 6, tzinfo=timezone.utc)
+RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+NO_REPLAY = {"ops": {"silver__events": {"config": {"replay_missing_hours": False}}}}
+
+
+def _silver_run(root: Path, spark_resource, first: str, last: str) -> None:
+    res = {"spark": spark_resource, "lake": LakeResource(root=str(root)), "kafka": KafkaResource()}
+    result = dg.materialize(
+        [*EXTERNAL_ASSETS, events],
+        resources=res,
+        run_config=NO_REPLAY,
+        tags=dict(zip(RANGE, (first, last), strict=True)),
+    )
+    assert result.success
+
+
+def _read(spark, root: Path) -> tuple[SilverDays, dict[str, bool]]:
+    layout = LakeResource(root=str(root)).layout
+    silver = read_silver_days(spark, layout.silver_events, [DAY], list(P95_INPUT_COLUMNS))
+    return silver, distinct_ids_by_day(spark, layout.silver_event_id_index, silver.files_by_hour)
+
+
+def _index(root: Path) -> pa.Table:
+    return pq.read_table(root / "silver" / "event_id_index")
+
+
+def _bronze(root: Path, *, repeat_across_hours: bool) -> None:
+    batch = generate_bronze(START, 3, {"a": 900, "b": 600}, seed=41, duplicate_fraction=0.03)
+    rows = batch.rows
+    if repeat_across_hours:
+        # One event sent again two hours later under the same id: silver keeps both (different hours).
+        first = rows.filter(pc.equal(rows["event_hour"], 0)).slice(0, 1).to_pylist()[0]
+        again = first | {
+            "event_timestamp": first["event_timestamp"] + timedelta(hours=2),
+            "kafka_timestamp": first["kafka_timestamp"] + timedelta(hours=2),
+            "ingest_time": first["ingest_time"] + timedelta(hours=2),
+            "kafka_offset": 99_999,
+            "event_hour": 2,
+        }
+        rows = pa.concat_tables([rows, pa.Table.from_pylist([again], rows.schema)])
+    write_bronze(rows, root / "bronze" / "events", files_per_hour=2)
+
+
+def test_the_index_matches_silver_and_proves_a_day_without_repeats(
+    spark, spark_resource, tmp_path: Path
+) -> None:
+    _bronze(tmp_path, repeat_across_hours=False)
+    _silver_run(tmp_path, spark_resource, f"{DAY}-00:00", f"{DAY}-02:00")
+    silver, verdicts = _read(spark, tmp_path)
+    assert verdicts == {DAY: True}
+    index = _index(tmp_path)
+    # One row per silver file, named as listed, with one hash per silver row.
+    indexed: dict[tuple[str, int], set[str]] = {}
+    for f, h in zip(index["file"].to_pylist(), index["event_hour"].to_pylist(), strict=True):
+        indexed.setdefault((DAY, h), set()).add(f)
+    assert indexed == {k: set(v) for k, v in silver.files_by_hour.items()} and len(indexed) == 3
+    for f, n, hashes in zip(*(index[c].to_pylist() for c in ("file", "rows", "id_hashes")), strict=True):
+        [path] = (tmp_path / "silver" / "events").rglob(f)
+        assert n == len(hashes) == pq.read_metadata(path).num_rows
+    # Exactly one index file for the day, whatever the number of hours.
+    assert len(list((tmp_path / "silver" / "event_id_index" / f"event_date={DAY}").glob("*.parquet"))) == 1
+
+
+def test_an_id_in_two_hours_is_a_repeat_and_the_p95_still_counts_it_once(
+    spark, spark_resource, tmp_path: Path
+) -> None:
+    _bronze(tmp_path, repeat_across_hours=True)
+    _silver_run(tmp_path, spark_resource, f"{DAY}-00:00", f"{DAY}-02:00")
+    silver, verdicts = _read(spark, tmp_path)
+    assert verdicts == {DAY: False}
+    # The index's verdict sends the day to the exact dedup, as the row check does without an index.
+    assert daily_p95_all_types(silver.df, 1, verdicts) == daily_p95_all_types(silver.df, 1)
+    assert sum(r["events_total"] for r in daily_p95_all_types(silver.df, 1, verdicts)) == 1500
+
+
+def test_rewriting_an_hour_keeps_the_others_and_a_foreign_file_voids_the_day(
+    spark, spark_resource, tmp_path: Path
+) -> None:
+    _bronze(tmp_path, repeat_across_hours=False)
+    _silver_run(tmp_path, spark_resource, f"{DAY}-00:00", f"{DAY}-02:00")
+    # Hour 1 again, alone: its rows are replaced, hours 0 and 2 keep theirs.
+    _silver_run(tmp_path, spark_resource, f"{DAY}-01:00", f"{DAY}-01:00")
+    assert _read(spark, tmp_path)[1] == {DAY: True}
+    assert sorted(set(_index(tmp_path)["event_hour"].to_pylist())) == [0, 1, 2]
+    # Hour 2 loses its bronze and is emptied (replay off): its index rows go with it.
+    for f in (tmp_path / "bronze" / "events" / f"event_date={DAY}" / "event_hour=2").rglob("*.parquet"):
+        f.unlink()
+    _silver_run(tmp_path, spark_resource, f"{DAY}-02:00", f"{DAY}-02:00")
+    assert _read(spark, tmp_path)[1] == {DAY: True}
+    assert sorted(set(_index(tmp_path)["event_hour"].to_pylist())) == [0, 1]
+    # A silver file the index does not name (the hour's events again, written by hand under other
+    # Kafka offsets): no verdict, so the rows are checked, and the repeated ids count once.
+    hour0 = tmp_path / "silver" / "events" / f"event_date={DAY}" / "event_hour=0"
+    [src] = hour0.glob("*.parquet")
+    copy = pq.read_table(src)
+    offsets = copy.schema.get_field_index("kafka_offset")
+    copy = copy.set_column(offsets, "kafka_offset", pc.add(copy["kafka_offset"], 1_000_000))
+    pq.write_table(copy, hour0 / "part-99999-by-hand.snappy.parquet", coerce_timestamps="us")
+    silver, verdicts = _read(spark, tmp_path)
+    assert verdicts == {}
+    ids = pq.read_table(tmp_path / "silver" / "events", columns=["event_id"])["event_id"].to_pylist()
+    assert len(ids) == len(set(ids)) + copy.num_rows
+    assert sum(r["events_total"] for r in daily_p95_all_types(silver.df, 1, verdicts)) == len(set(ids))
