@@ -220,8 +220,7 @@ def main() -> None:
             f"{m['files_written']} files)"
         )
 
-    spark_times = []
-    for attempt in (1, 2):
+    def gold_backfill() -> tuple[float, dict]:
         t = time.perf_counter()
         r = dg.materialize(
             [*EXTERNAL_ASSETS, daily_event_duration_p95],
@@ -229,8 +228,12 @@ def main() -> None:
             run_config=QUIET,
             tags=dict(zip(RANGE, (first, last), strict=True)),
         )
-        spark_times.append(time.perf_counter() - t)
-        m = meta(r)
+        return time.perf_counter() - t, meta(r)
+
+    spark_times = []
+    for attempt in (1, 2):
+        took, m = gold_backfill()
+        spark_times.append(took)
         log(
             f"Spark gold p95 backfill #{attempt} ({args.days} days, one run): {spark_times[-1]:.2f}s "
             f"(asset body {m['seconds']:.2f}s, {m['rows']} rows)"
@@ -242,17 +245,9 @@ def main() -> None:
     aside = index.with_name("event_id_index.aside")
     index.rename(aside)
     try:
-        t = time.perf_counter()
-        r = dg.materialize(
-            [*EXTERNAL_ASSETS, daily_event_duration_p95],
-            resources=res,
-            run_config=QUIET,
-            tags=dict(zip(RANGE, (first, last), strict=True)),
-        )
-        without_index = time.perf_counter() - t
+        without_index, m = gold_backfill()
     finally:
         aside.rename(index)
-    m = meta(r)
     log(
         f"Spark gold p95 backfill without the event-id index ({m['days_checked_by_event_id_index']} days "
         f"decided by it): {without_index:.2f}s (asset body {m['seconds']:.2f}s, {m['rows']} rows)"

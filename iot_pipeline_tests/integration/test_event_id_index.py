@@ -49,7 +49,8 @@ def _index(root: Path) -> pa.Table:
     return pq.read_table(root / "silver" / "event_id_index")
 
 
-def _bronze(root: Path, *, repeat_across_hours: bool) -> None:
+def _three_silver_hours(root: Path, spark_resource, *, repeat_across_hours: bool) -> None:
+    """Bronze for hours 0-2 of the day, and silver built from it in one run."""
     batch = generate_bronze(START, 3, {"a": 900, "b": 600}, seed=41, duplicate_fraction=0.03)
     rows = batch.rows
     if repeat_across_hours:
@@ -64,13 +65,13 @@ def _bronze(root: Path, *, repeat_across_hours: bool) -> None:
         }
         rows = pa.concat_tables([rows, pa.Table.from_pylist([again], rows.schema)])
     write_bronze(rows, root / "bronze" / "events", files_per_hour=2)
+    _silver_run(root, spark_resource, f"{DAY}-00:00", f"{DAY}-02:00")
 
 
 def test_the_index_matches_silver_and_proves_a_day_without_repeats(
     spark, spark_resource, tmp_path: Path
 ) -> None:
-    _bronze(tmp_path, repeat_across_hours=False)
-    _silver_run(tmp_path, spark_resource, f"{DAY}-00:00", f"{DAY}-02:00")
+    _three_silver_hours(tmp_path, spark_resource, repeat_across_hours=False)
     silver, verdicts = _read(spark, tmp_path)
     assert verdicts == {DAY: True}
     index = _index(tmp_path)
@@ -89,8 +90,7 @@ def test_the_index_matches_silver_and_proves_a_day_without_repeats(
 def test_an_id_in_two_hours_is_a_repeat_and_the_p95_still_counts_it_once(
     spark, spark_resource, tmp_path: Path
 ) -> None:
-    _bronze(tmp_path, repeat_across_hours=True)
-    _silver_run(tmp_path, spark_resource, f"{DAY}-00:00", f"{DAY}-02:00")
+    _three_silver_hours(tmp_path, spark_resource, repeat_across_hours=True)
     silver, verdicts = _read(spark, tmp_path)
     assert verdicts == {DAY: False}
     # The index's verdict sends the day to the exact dedup, as the row check does without an index.
@@ -101,8 +101,7 @@ def test_an_id_in_two_hours_is_a_repeat_and_the_p95_still_counts_it_once(
 def test_rewriting_an_hour_keeps_the_others_and_a_foreign_file_voids_the_day(
     spark, spark_resource, tmp_path: Path
 ) -> None:
-    _bronze(tmp_path, repeat_across_hours=False)
-    _silver_run(tmp_path, spark_resource, f"{DAY}-00:00", f"{DAY}-02:00")
+    _three_silver_hours(tmp_path, spark_resource, repeat_across_hours=False)
     # Hour 1 again, alone: its rows are replaced, hours 0 and 2 keep theirs.
     _silver_run(tmp_path, spark_resource, f"{DAY}-01:00", f"{DAY}-01:00")
     assert _read(spark, tmp_path)[1] == {DAY: True}
