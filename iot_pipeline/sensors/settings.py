@@ -4,29 +4,14 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 import dagster as dg
 
 from iot_pipeline.storage.layout import LakeLayout
 from iot_pipeline.storage.listing import LakeListing
+from iot_pipeline.storage.watermark import trusted_watermark
 
 DEFAULT_GRACE_MINUTES = 15
-
-
-def watermark_path(layout: LakeLayout) -> str:
-    """Where the streaming job publishes its event-time watermark as ``{"watermark": ISO-8601}``."""
-    return layout.path("_state", "stream", "watermark.json")
-
-
-def parse_watermark(doc: Any) -> datetime | None:
-    if not isinstance(doc, dict) or not isinstance(doc.get("watermark"), str):
-        return None
-    try:
-        value = datetime.fromisoformat(doc["watermark"].replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 class SensorSettingsResource(dg.ConfigurableResource):
@@ -43,12 +28,22 @@ class SensorSettingsResource(dg.ConfigurableResource):
     # Caps one tick's work; the remaining partitions are picked up on the next tick.
     max_runs_per_tick: int = 48
 
-    def closed_until(self, layout: LakeLayout, listing: LakeListing, now: datetime | None = None) -> datetime:
-        """Every partition that ends at or before the returned instant is closed."""
+    def closed_until(
+        self,
+        layout: LakeLayout,
+        listing: LakeListing,
+        now: datetime | None = None,
+        notes: list[str] | None = None,
+    ) -> datetime:
+        """Every partition that ends at or before the returned instant is closed; never later than ``now``.
+
+        A watermark later than the clock is ignored (see :mod:`iot_pipeline.storage.watermark`), and
+        the reason is appended to ``notes`` for the tick's log.
+        """
         now = now or datetime.now(timezone.utc)
         by_clock = now - timedelta(minutes=self.grace_minutes)
-        watermark = parse_watermark(listing.read_json(watermark_path(layout)))
-        return max(by_clock, watermark) if watermark else by_clock
+        watermark = trusted_watermark(listing.read_json(layout.stream_watermark), now, notes)
+        return min(now, max(by_clock, watermark)) if watermark else by_clock
 
 
 def default_sensor_settings() -> SensorSettingsResource:

@@ -101,6 +101,11 @@ class LakeLayout:
     def exports(self) -> str:
         return self.path("exports")
 
+    @property
+    def stream_watermark(self) -> str:
+        """The stream's event-time watermark, ``{"watermark": ISO-8601}`` (see ``storage.watermark``)."""
+        return self.path("_state", "stream", "watermark.json")
+
     def checkpoint(self, query_name: str) -> str:
         """Streaming checkpoints live in the lake's state area so they move with the lake."""
         return self.path("_state", "checkpoints", query_name)

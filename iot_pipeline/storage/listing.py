@@ -20,7 +20,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
@@ -56,8 +56,13 @@ class HourFingerprint:
 class LakeListing(Protocol):
     """Cheap metadata reads of the lake that sensors may do on every tick."""
 
-    def hours(self, dataset: str, *, since: datetime | None = None) -> list[datetime]:
-        """UTC start of every hour partition of ``dataset`` (from directory names only), ascending."""
+    def hours(
+        self, dataset: str, *, since: datetime | None = None, skipped: list[str] | None = None
+    ) -> list[datetime]:
+        """UTC start of every hour partition of ``dataset`` (from directory names only), ascending.
+
+        Unusable partition directory names are appended to ``skipped`` (see :func:`hours_from_directories`).
+        """
         ...
 
     def fingerprints(self, dataset: str, hours: Iterable[datetime]) -> dict[datetime, HourFingerprint]:
@@ -75,28 +80,49 @@ def _is_data_file(name: str) -> bool:
 
 
 def hours_from_directories(
-    dataset: str, subdirectories: Callable[[str], list[str]], since: datetime | None = None
+    dataset: str,
+    subdirectories: Callable[[str], list[str]],
+    since: datetime | None = None,
+    skipped: list[str] | None = None,
 ) -> list[datetime]:
     """UTC hour starts found from ``event_date=D/event_hour=H`` directory names below ``dataset``.
 
     ``subdirectories(uri)`` names the directories directly below ``uri`` (empty if it does not exist);
-    date directories before ``since``'s day are not opened.
+    date directories before ``since``'s day are not opened. A directory that looks like a partition but
+    names no usable hour (``event_date=2026-13-45``, ``event_hour=24``, the last hour of the calendar,
+    whose end no ``datetime`` can hold) is left out and its name appended to ``skipped``: the lake's
+    content must never stop a sensor tick. Other names (``_SUCCESS``, staging directories) are ignored.
     """
     since_day = since.astimezone(timezone.utc).date() if since else None
     found: list[datetime] = []
+
+    def skip(name: str) -> None:
+        if skipped is not None:
+            skipped.append(name)
+
     for date_name in subdirectories(dataset):
-        m = _DATE_DIR.match(date_name)
-        if not m:
+        if not date_name.startswith("event_date="):
             continue
-        day = datetime.strptime(m.group(1), "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        m = _DATE_DIR.match(date_name)
+        try:
+            day = datetime.strptime(m.group(1), "%Y-%m-%d").replace(tzinfo=timezone.utc) if m else None
+        except ValueError:
+            day = None
+        if day is None:
+            skip(date_name)
+            continue
         if since_day and day.date() < since_day:
             continue
         for hour_name in subdirectories(f"{dataset.rstrip('/')}/{date_name}"):
+            if not hour_name.startswith("event_hour="):
+                continue
             h = _HOUR_DIR.match(hour_name)
-            if h and int(h.group(1)) < 24:
-                start = day + timedelta(hours=int(h.group(1)))
-                if since is None or start >= since:
-                    found.append(start)
+            if not h or int(h.group(1)) > 23 or (day.date() == date.max and int(h.group(1)) == 23):
+                skip(f"{date_name}/{hour_name}")
+                continue
+            start = day + timedelta(hours=int(h.group(1)))
+            if since is None or start >= since:
+                found.append(start)
     return sorted(found)
 
 
@@ -110,8 +136,10 @@ def _local_subdirectories(uri: str) -> list[str]:
 class LocalLakeListing:
     """:class:`LakeListing` for a lake on a local disk (plain path or ``file://`` URI)."""
 
-    def hours(self, dataset: str, *, since: datetime | None = None) -> list[datetime]:
-        return hours_from_directories(dataset, _local_subdirectories, since)
+    def hours(
+        self, dataset: str, *, since: datetime | None = None, skipped: list[str] | None = None
+    ) -> list[datetime]:
+        return hours_from_directories(dataset, _local_subdirectories, since, skipped)
 
     def fingerprints(self, dataset: str, hours: Iterable[datetime]) -> dict[datetime, HourFingerprint]:
         """Files below the hour, including the stream's ``ingest_batch=N`` sub-partitions."""
@@ -124,7 +152,10 @@ class LocalLakeListing:
                 for name in names:
                     if not _is_data_file(name):
                         continue
-                    st = os.stat(os.path.join(folder, name))
+                    try:
+                        st = os.stat(os.path.join(folder, name))
+                    except FileNotFoundError:  # removed since the walk listed it
+                        continue
                     files += 1
                     total += st.st_size
                     newest = max(newest, st.st_mtime)
@@ -178,8 +209,10 @@ class S3LakeListing:
             raise
         return names
 
-    def hours(self, dataset: str, *, since: datetime | None = None) -> list[datetime]:
-        return hours_from_directories(dataset, self._prefixes, since)
+    def hours(
+        self, dataset: str, *, since: datetime | None = None, skipped: list[str] | None = None
+    ) -> list[datetime]:
+        return hours_from_directories(dataset, self._prefixes, since, skipped)
 
     def fingerprints(self, dataset: str, hours: Iterable[datetime]) -> dict[datetime, HourFingerprint]:
         """Objects below each hour prefix (``ingest_batch=N`` sub-partitions included, side files not)."""

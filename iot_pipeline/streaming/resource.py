@@ -206,6 +206,7 @@ class SparkStreamingResource(dg.ConfigurableResource):
             layout,
             timedelta(minutes=self.live_watermark_minutes),
             on_change=lambda w: metrics.watermark.set(w.timestamp()),
+            warn=log,
         )
 
         def report_batch(result: BatchResult) -> None:

@@ -5,16 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pyspark.sql import SparkSession
 
 from iot_pipeline.storage.layout import LakeLayout
-
-
-def watermark_path(layout: LakeLayout) -> str:
-    return layout.path("_state", "stream", "watermark.json")
+from iot_pipeline.storage.watermark import trusted_watermark, watermark_document
 
 
 def _path_and_fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
@@ -24,17 +21,17 @@ def _path_and_fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
 
 
 def write_watermark(spark: SparkSession, layout: LakeLayout, watermark: datetime) -> None:
-    path, fs = _path_and_fs(spark, watermark_path(layout))
+    path, fs = _path_and_fs(spark, layout.stream_watermark)
     out = fs.create(path, True)
     try:
-        out.write(bytearray(json.dumps({"watermark": watermark.isoformat()}).encode()))
+        out.write(bytearray(watermark_document(watermark).encode()))
     finally:
         out.close()
 
 
-def read_watermark(spark: SparkSession, layout: LakeLayout) -> datetime | None:
-    """The last published watermark (a restarted stream continues from it, never behind it)."""
-    path, fs = _path_and_fs(spark, watermark_path(layout))
+def read_watermark_document(spark: SparkSession, layout: LakeLayout) -> Any:
+    """The published watermark document as JSON, or None if there is none (or it is not JSON)."""
+    path, fs = _path_and_fs(spark, layout.stream_watermark)
     if not fs.exists(path):
         return None
     stream = fs.open(path)
@@ -43,31 +40,42 @@ def read_watermark(spark: SparkSession, layout: LakeLayout) -> datetime | None:
     finally:
         stream.close()
     try:
-        return datetime.fromisoformat(json.loads(text)["watermark"])
-    except (ValueError, KeyError, TypeError):
-        return None
+        return json.loads(text)
+    except ValueError:
+        return {"unreadable": text[:200]}
 
 
 @dataclass
 class WatermarkPublisher:
-    """The stream's event-time watermark: newest event time landed minus ``delay``, never moving back.
+    """The stream's event-time watermark: newest accepted event time minus ``delay``, never moving back.
 
-    Starts from the last published value, so a restart that first lands older events keeps it.
+    Only events the contract accepted reach :meth:`observe` (an event stamped after it reached Kafka is
+    quarantined as ``future_timestamp``), and a candidate is capped at the wall clock as well, so no
+    record can carry the watermark past the present. A restart continues from the last published value,
+    unless that value is later than the clock (written before these rules existed, or by a clock set
+    back since): it is then ignored with a warning rather than trusted forever.
     """
 
     spark: SparkSession
     layout: LakeLayout
     delay: timedelta
     on_change: Callable[[datetime], None] = lambda _: None
+    warn: Callable[[str], None] = print
+    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
     current: datetime | None = None
 
     def __post_init__(self) -> None:
-        self.current = read_watermark(self.spark, self.layout)
+        notes: list[str] = []
+        self.current = trusted_watermark(
+            read_watermark_document(self.spark, self.layout), self.clock(), notes
+        )
+        for note in notes:
+            self.warn(f"WARNING: {note}; it restarts from the next accepted event")
 
     def observe(self, newest_event: datetime | None) -> None:
         if newest_event is None:
             return
-        candidate = newest_event - self.delay
+        candidate = min(newest_event, self.clock()) - self.delay
         if self.current is None or candidate > self.current:
             self.current = candidate
             write_watermark(self.spark, self.layout, candidate)

@@ -74,18 +74,25 @@ def test_nothing_new_keeps_the_cursor_stable(tmp_path: Path, instance) -> None:
 
 
 def test_open_hour_waits_for_clock_or_watermark(tmp_path: Path, instance) -> None:
+    previous = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    land(tmp_path, previous)
+    # a grace so long that only the stream's watermark can close the hour
+    assert tick(tmp_path, instance, grace_minutes=10**7).run_requests == []
+    state = Path(LakeLayout(str(tmp_path)).stream_watermark)
+    state.parent.mkdir(parents=True)
+    state.write_text(json.dumps({"watermark": (previous + timedelta(hours=1)).isoformat()}))
+    result = tick(tmp_path, instance, grace_minutes=10**7)
+    assert [r.partition_key for r in result.run_requests] == [previous.strftime("%Y-%m-%d-%H:%M")]
+
+
+def test_a_watermark_ahead_of_the_clock_closes_nothing(tmp_path: Path, instance) -> None:
     current = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
     land(tmp_path, current)
     assert tick(tmp_path, instance).run_requests == []  # wall clock: still open
-    # a grace so long that only the stream's watermark can close the hour
-    assert tick(tmp_path, instance, grace_minutes=10**7).run_requests == []
-    state = Path(LakeLayout(str(tmp_path)).path("_state", "stream", "watermark.json"))
+    state = Path(LakeLayout(str(tmp_path)).stream_watermark)
     state.parent.mkdir(parents=True)
-    state.write_text(
-        json.dumps({"watermark": (current + timedelta(hours=1)).isoformat().replace("+00:00", "Z")})
-    )
-    result = tick(tmp_path, instance, grace_minutes=10**7)
-    assert [r.partition_key for r in result.run_requests] == [current.strftime("%Y-%m-%d-%H:%M")]
+    state.write_text(json.dumps({"watermark": (current + timedelta(hours=3)).isoformat()}))
+    assert tick(tmp_path, instance).run_requests == []
 
 
 def test_late_rows_request_the_hour_again_with_a_new_run_key(tmp_path: Path, instance) -> None:
