@@ -6,17 +6,11 @@ location loads, so a deployment chooses how far back its history goes without a 
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 
-DEFAULT_START = "2026-01-01-00:00"
-HOURLY_FORMAT = "%Y-%m-%d-%H:%M"
+from iot_pipeline.contract.rules import PARTITIONS_START_FORMAT, partitions_start
 
-
-def partitions_start() -> str:
-    return os.environ.get("IOT_PARTITIONS_START") or DEFAULT_START
-
+HOURLY_FORMAT = PARTITIONS_START_FORMAT
 
 HOURLY = dg.HourlyPartitionsDefinition(start_date=partitions_start(), timezone="UTC", fmt=HOURLY_FORMAT)
 DAILY = dg.DailyPartitionsDefinition(start_date=partitions_start()[:10], timezone="UTC")

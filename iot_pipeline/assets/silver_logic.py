@@ -8,12 +8,10 @@ the same hour, so deduplicating per hour is exact and independent of how many ho
 
 from __future__ import annotations
 
-import math
-
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from iot_pipeline.contract.event import EVENT_FIELDS, FieldType
+from iot_pipeline.contract.rules import EventTimeRules, any_violation, value_rules
 from iot_pipeline.contract.spark_schema import PARTITION_COLUMNS, bronze_schema
 
 SILVER_SORT = ("device_type", "device_id", "event_timestamp")
@@ -25,38 +23,19 @@ def bronze_columns() -> list[str]:
     return [f.name for f in bronze_schema().fields]
 
 
-def valid_event() -> Column:
-    """Every rule of the contract as one predicate, plus: the row sits in its event-time partition.
+def valid_event(time_rules: EventTimeRules | None = None) -> Column:
+    """Every value rule of the contract (the stream's own, event time included), and: the row sits in
+    its event-time partition.
 
-    The stream already quarantines invalid records, so this normally drops nothing; it is defensive,
-    and the count of what it drops is reported.
+    The stream already quarantines invalid records, so this normally drops nothing; it is defensive
+    (bronze written by an older version, a file copied in by hand), and the count it drops is reported.
+    Unlike the stream, it judges event time against ``least(kafka_timestamp, ingest_time)``.
     """
-    conds: list[Column] = []
-    for f in EVENT_FIELDS:
-        c = F.col(f.name)
-        rules: list[Column] = []
-        if f.non_empty:
-            rules.append(F.length(c) > 0)
-        if f.type is FieldType.NUMBER:
-            rules.append(~F.isnan(c) & (F.abs(c) != F.lit(math.inf)))
-        if f.minimum is not None:
-            rules.append(c >= F.lit(f.minimum))
-        if f.maximum is not None:
-            rules.append(c <= F.lit(f.maximum))
-        if f.allowed is not None:
-            rules.append(c.isin(*f.allowed))
-        rule = _all(rules) if rules else F.lit(True)
-        conds.append(c.isNotNull() & rule if f.required else c.isNull() | rule)
-    conds.append(F.date_format("event_timestamp", "yyyy-MM-dd") == F.col("event_date"))
-    conds.append(F.hour("event_timestamp") == F.col("event_hour"))
-    return F.coalesce(_all(conds), F.lit(False))
-
-
-def _all(conds: list[Column]) -> Column:
-    out = conds[0]
-    for c in conds[1:]:
-        out = out & c
-    return out
+    broken = F.expr(any_violation(value_rules(time_rules)))
+    in_partition = (F.date_format("event_timestamp", "yyyy-MM-dd") == F.col("event_date")) & (
+        F.hour("event_timestamp") == F.col("event_hour")
+    )
+    return F.coalesce(~broken & in_partition, F.lit(False))
 
 
 def deduplicate(df: DataFrame) -> DataFrame:

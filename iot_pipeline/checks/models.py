@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from iot_pipeline.contract.pandera_schema import contract_columns
+from iot_pipeline.contract.rules import any_violation, value_rules
 from iot_pipeline.contract.spark_schema import KAFKA_LINEAGE_FIELDS, PARTITION_FIELDS
 
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
@@ -49,11 +50,22 @@ EVENT_IN_PARTITION = row_check(
 )
 
 
+def contract_rules_check() -> pa.Check:
+    """The contract's value rules, the very SQL the stream and silver's re-validation apply."""
+    return row_check(
+        "contract_rules",
+        any_violation(value_rules()),
+        "a row breaks a value rule of the event contract (blank or control characters in ids, "
+        "non-UUID event_id, event time in the future of its Kafka timestamp or before the first "
+        "partition, non-finite or out-of-range numbers, unknown status)",
+    )
+
+
 def silver_events_model() -> pa.DataFrameSchema:
     """silver/events: the contract's 12 fields, Kafka lineage and partition columns; event_id unique."""
     return pa.DataFrameSchema(
         {**contract_columns(), **lineage_and_partition_columns()},
-        checks=[EVENT_IN_PARTITION],
+        checks=[EVENT_IN_PARTITION, contract_rules_check()],
         unique=["event_id"],
         strict=True,
         name="silver/events",

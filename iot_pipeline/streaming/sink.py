@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 
 from iot_pipeline.storage.layout import LakeLayout
 from iot_pipeline.streaming.live import minute_partials
-from iot_pipeline.streaming.validation import classify, quarantine_rows, valid_rows
+from iot_pipeline.streaming.validation import classify, quarantine_for_kafka, quarantine_rows, valid_rows
 
 BATCH_COLUMN = "ingest_batch"
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -104,7 +104,7 @@ class BronzeBatchWriter:
         )
         quarantined = dict(Counter(rejected.get["reasons"]))
         if quarantined and self.quarantine_to_kafka is not None:
-            self.quarantine_to_kafka(bad)
+            self.quarantine_to_kafka(quarantine_for_kafka(bad, self.max_record_bytes))
         if self.live_stats:
             (
                 # One task, no shuffle: a batch's partials are a few rows per minute and type.

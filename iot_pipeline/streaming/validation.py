@@ -12,6 +12,12 @@ is judged the same way whichever path reads it. Everything is built-in Spark SQL
 
 Scalar JSON values in string fields (``"device_id": 123``) are read as their text, the JSON parser's
 standard coercion; objects and arrays there are rejected as ``wrong_type``.
+
+Before parsing, a payload that is not valid UTF-8 is ``invalid_utf8`` (quarantine keeps it readable:
+``raw_payload`` with U+FFFD for the bad bytes, ``raw_payload_base64`` with the exact bytes), and an
+object that names a key twice is ``duplicate_key`` (parsers disagree on which value wins, so the event
+is ambiguous). After parsing, the value rules of :mod:`iot_pipeline.contract.rules` apply, event time
+against the record's Kafka timestamp included.
 """
 
 from __future__ import annotations
@@ -24,15 +30,16 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from iot_pipeline.contract.event import EVENT_FIELDS, MAX_RECORD_BYTES_DEFAULT, EventField, FieldType
+from iot_pipeline.contract.rules import EventTimeRules, value_rules
 from iot_pipeline.contract.spark_schema import event_schema
 
 # ISO-8601 with a mandatory zone ('Z' or +hh:mm) and 0-9 fraction digits.
 TIMESTAMP_PATTERN = "yyyy-MM-dd'T'HH:mm:ss[.SSSSSSSSS]XXX"
-UUID_REGEX = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _CORRUPT = "_corrupt_record"
 
 QUARANTINE_COLUMNS: tuple[str, ...] = (
     "raw_payload",
+    "raw_payload_base64",
     "kafka_key",
     "reason",
     "kafka_topic",
@@ -62,26 +69,48 @@ def _is_container(col: Column) -> Column:
     return col.startswith("{") | col.startswith("[")
 
 
-def reason_column(max_record_bytes: int = MAX_RECORD_BYTES_DEFAULT) -> Column:
+def _stream_column(name: str) -> str:
+    """SQL for a typed field of a parsed record, as :func:`~iot_pipeline.contract.rules.value_rules` asks.
+
+    Arrival is the Kafka timestamp alone here (Kafka 4 stamps every record): the batch time would be
+    a new literal in the generated code of every micro-batch (see :func:`classify`). A producer that
+    stamps records in the future is bounded by the watermark's cap at the wall clock, and silver's
+    re-validation, which has each row's ingest time, applies the full rule.
+    """
+    if name == "event_timestamp":
+        return "event_time"
+    if name == "kafka_timestamp":
+        return "kafka_timestamp"
+    if name == "ingest_time":
+        return "CAST(NULL AS TIMESTAMP)"
+    return f"parsed.{name}"
+
+
+def reason_column(
+    max_record_bytes: int = MAX_RECORD_BYTES_DEFAULT, time_rules: EventTimeRules | None = None
+) -> Column:
     """First broken rule of each record, or null for a valid one; order matters and is tested.
 
-    Built once per JVM and size limit: its few hundred py4j calls took ~0.45 s, on the driver,
-    in every micro-batch of the stream.
+    Built once per JVM, size limit and event-time rules: its few hundred py4j calls took ~0.45 s, on
+    the driver, in every micro-batch of the stream.
     """
-    return _reason_column(max_record_bytes, id(SparkContext._jvm))
+    return _reason_column(max_record_bytes, time_rules or EventTimeRules.from_env(), id(SparkContext._jvm))
 
 
 @functools.lru_cache(maxsize=8)
-def _reason_column(max_record_bytes: int, _jvm_id: int) -> Column:
+def _reason_column(max_record_bytes: int, time_rules: EventTimeRules, _jvm_id: int) -> Column:
     p = lambda name: F.col(f"parsed.{name}")  # noqa: E731
     corrupt = F.col(f"parsed.{_CORRUPT}").isNotNull()
     # A JSON text that is not an object parses to a struct of nulls (possibly flagged corrupt); the
     # probe that tells it from an object with missing fields only runs for such records.
-    not_an_object = F.json_object_keys(F.col("raw_payload")).isNull()
+    keys = F.json_object_keys(F.col("raw_payload"))
+    not_an_object = keys.isNull()
     rules: list[tuple[Column, Column | str]] = [
         (F.col("payload_bytes") > F.lit(max_record_bytes), "oversized"),
+        (~F.col("payload_utf8"), "invalid_utf8"),
         (F.col("parsed").isNull(), "malformed_json"),
         ((corrupt | p("event_id").isNull()) & not_an_object, "malformed_json"),
+        (F.size(keys) != F.size(F.array_distinct(keys)), "duplicate_key"),
     ]
     for f in EVENT_FIELDS:
         value = p(f.name)
@@ -93,26 +122,7 @@ def _reason_column(max_record_bytes: int, _jvm_id: int) -> Column:
             rules.append((value.isNull() & corrupt & _present(f), f"wrong_type:{f.name}"))
         if f.type is not FieldType.NUMBER:
             rules.append((value.isNotNull() & _is_container(value), f"wrong_type:{f.name}"))
-        if f.non_empty:
-            rules.append((F.trim(value) == "", f"empty_field:{f.name}"))
-    rules.append((~p("event_id").rlike(UUID_REGEX), "invalid_uuid:event_id"))
-    rules.append((F.col("event_time").isNull(), "invalid_timestamp"))
-    for f in EVENT_FIELDS:
-        if f.type is FieldType.NUMBER:
-            value = p(f.name)
-            finite = ~F.isnan(value) & (F.abs(value) != F.lit(float("inf")))
-            rules.append((value.isNotNull() & ~finite, f"non_finite:{f.name}"))
-    for f in EVENT_FIELDS:
-        value = p(f.name)
-        if f.name == "event_duration":
-            rules.append((value < 0, "negative_duration"))
-            continue
-        if f.minimum is not None:
-            rules.append((value < f.minimum, f"out_of_range:{f.name}"))
-        if f.maximum is not None:
-            rules.append((value > f.maximum, f"out_of_range:{f.name}"))
-        if f.allowed is not None:
-            rules.append((value.isNotNull() & ~value.isin(*f.allowed), f"invalid_{f.name}"))
+    rules += [(F.expr(r.violation), r.reason) for r in value_rules(time_rules, _stream_column)]
     rules.append((corrupt, "malformed_record"))
 
     expr: Column | None = None
@@ -124,7 +134,10 @@ def _reason_column(max_record_bytes: int, _jvm_id: int) -> Column:
 
 
 def classify(
-    raw: DataFrame, max_record_bytes: int = MAX_RECORD_BYTES_DEFAULT, ingest_time: Column | None = None
+    raw: DataFrame,
+    max_record_bytes: int = MAX_RECORD_BYTES_DEFAULT,
+    ingest_time: Column | None = None,
+    time_rules: EventTimeRules | None = None,
 ) -> DataFrame:
     """Kafka source columns -> one row per record with parsed fields, lineage and ``reason``.
 
@@ -134,9 +147,13 @@ def classify(
     interpreted until the JIT caught up) in every batch; a string literal is a reference and the code
     stays the same. :func:`valid_rows` and :func:`quarantine_rows` cast it back.
     """
+    text = F.col("value").cast("string")
+    key = F.col("key").cast("string")
     parsed = raw.select(
-        F.col("key").cast("string").alias("kafka_key"),
-        F.col("value").cast("string").alias("raw_payload"),
+        F.when(F.is_valid_utf8(key), key).otherwise(F.make_valid_utf8(key)).alias("kafka_key"),
+        text.alias("raw_payload"),
+        F.is_valid_utf8(text).alias("payload_utf8"),
+        F.when(~F.is_valid_utf8(text), F.base64("value")).alias("raw_payload_base64"),
         F.octet_length("value").alias("payload_bytes"),
         F.col("topic").alias("kafka_topic"),
         F.col("partition").cast("int").alias("kafka_partition"),
@@ -153,7 +170,11 @@ def classify(
     parsed = parsed.withColumn(
         "event_time", F.try_to_timestamp(F.col("parsed.event_timestamp"), F.lit(TIMESTAMP_PATTERN))
     )
-    return parsed.withColumn("reason", reason_column(max_record_bytes))
+    parsed = parsed.withColumn(
+        "raw_payload",
+        F.when(F.col("payload_utf8"), F.col("raw_payload")).otherwise(F.make_valid_utf8("raw_payload")),
+    )
+    return parsed.withColumn("reason", reason_column(max_record_bytes, time_rules))
 
 
 def _ingest_time() -> Column:
@@ -184,6 +205,7 @@ def valid_rows(classified: DataFrame) -> DataFrame:
 def quarantine_rows(classified: DataFrame) -> DataFrame:
     return classified.where(F.col("reason").isNotNull()).select(
         "raw_payload",
+        "raw_payload_base64",
         "kafka_key",
         "reason",
         "kafka_topic",
@@ -197,9 +219,34 @@ def quarantine_rows(classified: DataFrame) -> DataFrame:
     )
 
 
+def quarantine_for_kafka(bad: DataFrame, max_record_bytes: int) -> DataFrame:
+    """Quarantine rows cut to fit a Kafka message: payloads beyond ``max_record_bytes`` are truncated.
+
+    An oversized record can be as large as the broker accepts; republished whole, with its lineage and
+    (for invalid UTF-8) its base64 copy, it would exceed the producer's size limit, fail the batch and
+    crash-loop the stream. The lake's quarantine keeps the full payload; the Kafka copy says
+    ``raw_payload_truncated`` and points to it by topic, partition and offset.
+    """
+    limit = F.lit(max_record_bytes)
+    truncated = F.coalesce(F.octet_length("raw_payload") > limit, F.lit(False))
+    return bad.select(
+        *[
+            F.when(truncated, F.substring("raw_payload", 1, max_record_bytes)).otherwise(F.col(c)).alias(c)
+            if c == "raw_payload"
+            else F.substring(c, 1, 4 * (max_record_bytes // 3 + 1)).alias(c)
+            if c == "raw_payload_base64"
+            else F.col(c)
+            for c in bad.columns
+        ],
+        truncated.alias("raw_payload_truncated"),
+    )
+
+
 def parse_and_validate(
-    raw: DataFrame, max_record_bytes: int = MAX_RECORD_BYTES_DEFAULT
+    raw: DataFrame,
+    max_record_bytes: int = MAX_RECORD_BYTES_DEFAULT,
+    time_rules: EventTimeRules | None = None,
 ) -> tuple[DataFrame, DataFrame]:
     """Split Kafka records (key, value, topic, partition, offset, timestamp) into (valid, quarantine)."""
-    classified = classify(raw, max_record_bytes)
+    classified = classify(raw, max_record_bytes, time_rules=time_rules)
     return valid_rows(classified), quarantine_rows(classified)

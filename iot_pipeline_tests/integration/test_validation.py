@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
+import duckdb
+import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import SparkSession
 
+from iot_pipeline.contract.rules import EventTimeRules
 from iot_pipeline.contract.spark_schema import bronze_schema
-from iot_pipeline.streaming.validation import QUARANTINE_COLUMNS, classify, parse_and_validate
+from iot_pipeline.streaming.validation import (
+    QUARANTINE_COLUMNS,
+    classify,
+    parse_and_validate,
+    quarantine_for_kafka,
+)
 
 GOOD = {
     "event_id": "0b7f5a52-4f3c-4a8e-9a51-0c1c2b7d9e01",
@@ -69,13 +79,35 @@ CASES: list[tuple[str, str | None]] = [
     (_with(signal_strength=-131), "out_of_range:signal_strength"),
     (_with(status="exploded"), "invalid_status"),
     ('{"event_id": "0b7f5a52-4f3c-4a8e-9a51-0c1c2b7d9e01", ' + '"pad": "' + "x" * 20000 + '"}', "oversized"),
+    # untrusted input beyond the field rules
+    (_with(location="cafe").encode().replace(b'"cafe"', b'"caf\xe9"'), "invalid_utf8"),  # Latin-1 é
+    (b"\xff\xfe" + _with().encode(), "invalid_utf8"),
+    ('{"device_id": "other", ' + _with()[1:], "duplicate_key"),
+    (_with(device_id="\t\t"), "empty_field:device_id"),
+    (_with(device_type="\u00a0"), "empty_field:device_type"),
+    (_with(device_id="dev\u0000x"), "control_character:device_id"),
+    (_with(event_id="0b7f5a52-4f3c-4a8e-9a51-0c1c2b7d9e01\n"), "control_character:event_id"),
+    (_with(location="a\u0000b"), "control_character:location"),
+    (_with(location="line 1\nline 2"), None),  # free text may hold line breaks, not NUL
+    (_with(value=10**30), None),
+    (_with(value="__V__").replace('"__V__"', "1e400"), "non_finite:value"),
+    (
+        '{"event_id": "0b7f5a52-4f3c-4a8e-9a51-0c1c2b7d9e01", "x": ' + "[" * 5000 + "]" * 5000 + "}",
+        "malformed_json",
+    ),
+    # event time against the record's Kafka timestamp (13:50 below) and the first partition
+    (_with(event_timestamp="2026-11-20T13:54:00Z"), None),  # within the 5-minute clock-skew tolerance
+    (_with(event_timestamp="2026-11-20T14:00:00Z"), "future_timestamp"),
+    (_with(event_timestamp="9999-12-31T23:30:00Z"), "future_timestamp"),
+    (_with(event_timestamp="2025-12-31T23:59:59Z"), "before_partitions_start"),
+    (_with(event_timestamp="1970-01-01T00:00:00Z"), "before_partitions_start"),
 ]
 
 
-def _kafka_frame(spark: SparkSession, payloads: list[str | None]):
+def _kafka_frame(spark: SparkSession, payloads: list[str | bytes | None]):
     ts = datetime(2026, 11, 20, 13, 50, tzinfo=timezone.utc)
     rows = [
-        (b"dev-001", p.encode() if p is not None else None, "iot-events", 0, i, ts)
+        (b"dev-001", p.encode() if isinstance(p, str) else p, "iot-events", 0, i, ts)
         for i, p in enumerate(payloads)
     ]
     schema = "key binary, value binary, topic string, partition int, offset long, timestamp timestamp"
@@ -107,3 +139,45 @@ def test_split_keeps_every_record_and_shapes_both_sides(spark: SparkSession) -> 
     bad = quarantine.where("kafka_offset = 6").first()
     assert bad["raw_payload"] == "{broken json"
     assert bad["kafka_topic"] == "iot-events" and bad["kafka_partition"] == 0
+
+
+@pytest.mark.spark
+def test_too_old_needs_a_horizon(spark: SparkSession) -> None:
+    old = _with(event_timestamp="2026-01-02T00:00:00Z")
+    raw = _kafka_frame(spark, [old])
+    assert classify(raw).first()["reason"] is None
+    rules = EventTimeRules(not_before=datetime(2026, 1, 1, tzinfo=timezone.utc), max_age=timedelta(days=30))
+    assert classify(raw, time_rules=rules).first()["reason"] == "too_old"
+
+
+@pytest.mark.spark
+def test_quarantine_stays_readable_and_keeps_the_exact_bytes(spark: SparkSession, tmp_path: Path) -> None:
+    payloads = [payload for payload, _ in CASES]
+    _, quarantine = parse_and_validate(_kafka_frame(spark, payloads))
+    out = str(tmp_path / "quarantine")
+    quarantine.write.parquet(out)
+    by_offset = {r["kafka_offset"]: r for r in pq.read_table(out).to_pylist()}  # pyarrow validates UTF-8
+    for offset, (payload, reason) in enumerate(CASES):
+        if reason is None:
+            assert offset not in by_offset
+            continue
+        row = by_offset[offset]
+        assert row["reason"] == reason
+        if reason == "invalid_utf8":
+            assert base64.b64decode(row["raw_payload_base64"]) == payload
+            assert "\ufffd" in row["raw_payload"]
+        else:
+            assert row["raw_payload_base64"] is None
+    rows = duckdb.sql(f"SELECT reason, raw_payload FROM read_parquet('{out}/*.parquet')").fetchall()
+    assert len(rows) == len(by_offset)
+    assert spark.read.parquet(out).count() == len(by_offset)
+
+
+@pytest.mark.spark
+def test_quarantine_for_kafka_truncates_what_would_not_fit(spark: SparkSession) -> None:
+    huge = '{"pad": "' + "x" * 200_000 + '"}'
+    _, quarantine = parse_and_validate(_kafka_frame(spark, [huge, b"\xff" * 50_000, "{broken"]))
+    rows = {r["kafka_offset"]: r for r in quarantine_for_kafka(quarantine, 16 * 1024).collect()}
+    assert rows[0]["raw_payload_truncated"] and len(rows[0]["raw_payload"].encode()) <= 16 * 1024
+    assert len(rows[1]["raw_payload_base64"]) <= 4 * (16 * 1024 // 3 + 1)
+    assert not rows[2]["raw_payload_truncated"] and rows[2]["raw_payload"] == "{broken"
