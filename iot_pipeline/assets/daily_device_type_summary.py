@@ -12,7 +12,7 @@ from iot_pipeline.assets.report import md_table
 from iot_pipeline.assets.silver_reader import read_silver_days
 from iot_pipeline.assets.windows import day_dirs, days_in
 from iot_pipeline.resources.lake import LakeResource
-from iot_pipeline.resources.spark import SparkResource
+from iot_pipeline.resources.spark import SPARK_POOL, SparkResource
 from iot_pipeline.storage import parquet_io as pio
 
 _SOURCE_COLUMNS = [
@@ -31,6 +31,7 @@ _SOURCE_COLUMNS = [
     deps=[SILVER_EVENTS],
     partitions_def=DAILY,
     backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=SPARK_POOL,
     group_name=GROUP_GOLD,
     kinds={"spark", "parquet"},
     owners=OWNERS,

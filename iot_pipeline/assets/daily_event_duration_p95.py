@@ -25,7 +25,7 @@ from iot_pipeline.assets.report import md_table
 from iot_pipeline.assets.silver_reader import read_silver_days
 from iot_pipeline.assets.windows import day_dirs, days_in
 from iot_pipeline.resources.lake import LakeResource
-from iot_pipeline.resources.spark import SparkResource
+from iot_pipeline.resources.spark import SPARK_POOL, SparkResource
 from iot_pipeline.storage import parquet_io as pio
 from iot_pipeline.storage.layout import LakeLayout, is_local, local_path
 from iot_pipeline.storage.s3 import put_text
@@ -93,6 +93,7 @@ def write_outputs(
     deps=[SILVER_EVENTS],
     partitions_def=DAILY,
     backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=SPARK_POOL,
     group_name=GROUP_GOLD,
     kinds={"spark", "parquet", "csv"},
     owners=OWNERS,

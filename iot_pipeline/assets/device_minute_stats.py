@@ -13,7 +13,7 @@ from iot_pipeline.assets.silver_logic import device_minute_stats as minute_stats
 from iot_pipeline.assets.windows import hour_dirs, hours_in
 from iot_pipeline.contract.spark_schema import PARTITION_COLUMNS, bronze_schema
 from iot_pipeline.resources.lake import LakeResource
-from iot_pipeline.resources.spark import SparkResource
+from iot_pipeline.resources.spark import SPARK_POOL, SparkResource
 from iot_pipeline.storage import parquet_io as pio
 
 
@@ -22,6 +22,7 @@ from iot_pipeline.storage import parquet_io as pio
     deps=[SILVER_EVENTS],
     partitions_def=HOURLY,
     backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=SPARK_POOL,
     group_name=GROUP_SILVER,
     kinds={"spark", "parquet"},
     owners=OWNERS,

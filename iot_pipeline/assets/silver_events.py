@@ -20,7 +20,7 @@ from iot_pipeline.assets.windows import hour_dirs, hour_label, hours_in
 from iot_pipeline.contract.spark_schema import PARTITION_COLUMNS, bronze_schema
 from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.resources.lake import LakeResource
-from iot_pipeline.resources.spark import SparkResource
+from iot_pipeline.resources.spark import SPARK_POOL, SparkResource
 from iot_pipeline.storage import parquet_io as pio
 from iot_pipeline.storage.layout import LakeLayout
 
@@ -55,6 +55,7 @@ def read_bronze(spark: SparkSession, dataset: str, hours: list[datetime]) -> Dat
     deps=[BRONZE_EVENTS],
     partitions_def=HOURLY,
     backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=SPARK_POOL,
     group_name=GROUP_SILVER,
     kinds={"spark", "parquet"},
     owners=OWNERS,

@@ -25,8 +25,11 @@ def kafka_connector_package(spark_version: str = pyspark.__version__) -> str:
     return f"org.apache.spark:spark-sql-kafka-0-10_{SCALA_BINARY_VERSION}:{spark_version}"
 
 
-# Run tag of every run that starts Spark; deploy/dagster.yaml limits how many run at once.
+# Run tag of every run that starts Spark (its kind: stream, hourly, daily), for the UI's run filters.
 SPARK_RUN_TAG = "iot-pipeline/spark"
+# Concurrency pool of the Spark assets: the instance lets this many runs holding them start at once
+# (granularity "run", the same in the local instance and in deploy/dagster.yaml). The stream is not in it.
+SPARK_POOL = "spark"
 
 
 class SparkResource(PySparkResource):

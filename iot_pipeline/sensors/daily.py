@@ -29,7 +29,7 @@ from iot_pipeline.assets.keys import (
 )
 from iot_pipeline.assets.partitions import DAILY
 from iot_pipeline.resources.lake import LakeResource
-from iot_pipeline.resources.spark import SPARK_RUN_TAG
+from iot_pipeline.sensors.catchup import contiguous, make_request
 from iot_pipeline.sensors.history import (
     FINISHED_BAD,
     FINISHED_OK,
@@ -38,21 +38,26 @@ from iot_pipeline.sensors.history import (
     run_statuses,
 )
 from iot_pipeline.sensors.hourly import hour_key
+from iot_pipeline.sensors.requests import Request, busy_partitions, load_requests, outcomes, settle
 from iot_pipeline.sensors.settings import SensorSettingsResource
-from iot_pipeline.storage.listing import listing_for
+from iot_pipeline.storage.listing import hours_of_days, listing_for
 
-DAILY_TARGET = dg.AssetSelection.assets(GOLD_DAILY_EVENT_DURATION_P95, GOLD_DAILY_DEVICE_TYPE_SUMMARY)
+DAILY_ASSETS = (GOLD_DAILY_EVENT_DURATION_P95, GOLD_DAILY_DEVICE_TYPE_SUMMARY)
+DAILY_TARGET = dg.AssetSelection.assets(*DAILY_ASSETS)
 HOURLY_PARENTS = (SILVER_EVENTS, SILVER_DEVICE_MINUTE_STATS)
-CURSOR_VERSION = 1
+CURSOR_VERSION = 2
 DAY = timedelta(days=1)
 
 
 @dataclass
 class DayCursor:
-    """Newest hourly storage id already read, and days waiting for their hours."""
+    """Newest hourly storage id already read, days waiting for their hours, open requests, and per
+    recent day the hourly storage id it was last built from and when it was last requested."""
 
     after: int | None = None
     pending: set[str] = field(default_factory=set)
+    requests: list[Request] = field(default_factory=list)
+    days: dict[str, list] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, raw: str | None) -> DayCursor:
@@ -62,10 +67,17 @@ class DayCursor:
             doc = None
         if not isinstance(doc, dict) or doc.get("v") != CURSOR_VERSION:
             return cls()
-        return cls(after=doc.get("after"), pending=set(doc.get("pending") or []))
+        days = {str(k): [str(v[0]), float(v[1])] for k, v in (doc.get("days") or {}).items()}
+        return cls(doc.get("after"), set(doc.get("pending") or []), load_requests(doc.get("requests")), days)
 
     def dump(self) -> str:
-        doc = {"v": CURSOR_VERSION, "after": self.after, "pending": sorted(self.pending)}
+        doc = {
+            "v": CURSOR_VERSION,
+            "after": self.after,
+            "pending": sorted(self.pending),
+            "requests": [r.dump() for r in self.requests],
+            "days": {k: [v[0], round(v[1], 1)] for k, v in sorted(self.days.items())},
+        }
         return json.dumps(doc, separators=(",", ":"))
 
 
@@ -112,8 +124,15 @@ def evaluate_days(
     s3: S3Resource | None = None,
 ) -> dg.SensorResult:
     now = now or datetime.now(timezone.utc)
+    t = now.timestamp()
     instance = context.instance
     cursor = DayCursor.parse(context.cursor)
+
+    # What became of the open requests: a day is built (at a storage id) only when its run succeeded.
+    results = outcomes(instance, cursor.requests, t, settings.lost_request_minutes * 60)
+    for req in settle(cursor.requests, results, t):
+        for day, token in req.tokens.items():
+            cursor.days[day] = [token, cursor.days.get(day, ["", req.at])[1]]
 
     newest = cursor.after
     for key in HOURLY_PARENTS:
@@ -124,29 +143,72 @@ def evaluate_days(
 
     layout = lake.layout
     listing = listing_for(layout.root, s3)
-    closed_until = settings.closed_until(layout, listing, now)
-    first_day = DAILY.start.astimezone(timezone.utc).strftime("%Y-%m-%d")
-    requests: list[dg.RunRequest] = []
     notes: list[str] = []
+    closed_until = settings.closed_until(layout, listing, now, notes)
+    first_day = DAILY.start.astimezone(timezone.utc).strftime("%Y-%m-%d")
+    # Failed requests: their days are evaluated again after the back-off, or at once when one of the
+    # day's hours was materialised since (the pending loop below sees a newer storage id).
+    for req in [r for r in cursor.requests if r.failed_at]:
+        if t - req.failed_at >= settings.failed_retry_minutes * 60:
+            cursor.requests.remove(req)
+            cursor.pending.update(req.tokens)
+            notes.append(f"{req.first}..{req.last}: failed, evaluated again")
+        else:
+            notes.append(f"{req.first}..{req.last}: failed, again in {settings.failed_retry_minutes} min")
+
+    busy = busy_partitions(instance, (*HOURLY_PARENTS, *DAILY_ASSETS))
+    due: dict[datetime, str] = {}
     for day in sorted(cursor.pending):
         start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc)
         if day < first_day:
             cursor.pending.discard(day)
             continue
-        if start + DAY > closed_until or len(requests) >= settings.max_runs_per_tick:
+        if start + DAY > closed_until:
             notes.append(f"{day}: open")
             continue
+        if any(r.covers(day) and not r.failed_at for r in cursor.requests) or busy.day_run(day):
+            notes.append(f"{day}: run in flight")
+            continue
+        if busy.hour_runs(day):
+            notes.append(f"{day}: wait (hourly runs in flight)")
+            continue
         state, storage_id, reason = day_readiness(
-            instance, day, listing.hours(layout.bronze_events, since=start)
+            instance, day, hours_of_days(listing, layout.bronze_events, [day])
         )
         notes.append(f"{day}: {state} ({reason})")
-        if state == "wait":
+        if state != "ready":
+            continue  # stays pending: re-evaluated every tick until its hours are fixed
+        failed = [r for r in cursor.requests if r.failed_at and r.covers(day)]
+        if any(r.tokens.get(day) == str(storage_id) for r in failed):
+            continue  # its hours have not changed since the failed run: the back-off below decides
+        for req in failed:  # an hour changed since: the day is due again now
+            cursor.requests.remove(req)
+            cursor.pending.update(k for k in req.tokens if k != day)
+        built, last = cursor.days.get(day, ["", 0.0])
+        if built == str(storage_id):
+            cursor.pending.discard(day)
             continue
-        cursor.pending.discard(day)
-        if state == "ready":
-            requests.append(
-                dg.RunRequest(partition_key=day, run_key=f"{day}:{storage_id}", tags={SPARK_RUN_TAG: "daily"})
-            )
+        if t - last < settings.settle_minutes * 60:
+            notes.append(f"{day}: settling")
+            continue
+        due[start] = str(storage_id)
+
+    requests: list[dg.RunRequest] = []
+    groups = contiguous(due, DAY, max(1, settings.backfill_max_hours // 24))
+    for group in groups[: max(1, settings.max_runs_per_tick)]:
+        keys = [f"{d:%Y-%m-%d}" for d in group]
+        tokens = {f"{d:%Y-%m-%d}": due[d] for d in group}
+        req = Request(f"d:{keys[0]}:{keys[-1]}:{int(t)}", keys[0], keys[-1], t, tokens)
+        as_backfill = len(group) >= max(2, settings.backfill_min_partitions)
+        requests.append(make_request(req, keys, DAILY, DAILY_ASSETS, "daily", as_backfill))
+        cursor.requests.append(req)
+        for key in keys:
+            cursor.pending.discard(key)
+            cursor.days[key] = [cursor.days.get(key, ["", 0.0])[0], t]
+
+    # Bounded cursor: built days are kept for the late-data lookback only.
+    floor = f"{now - timedelta(hours=settings.late_lookback_hours) - DAY:%Y-%m-%d}"
+    cursor.days = {k: v for k, v in cursor.days.items() if k >= floor or k in cursor.pending}
     if notes:
         context.log.info("; ".join(notes))
     if not requests:

@@ -1,11 +1,20 @@
 """Sensor: run the hourly silver assets for every closed bronze hour that is new or received late rows.
 
-Each tick lists the bronze hour directories (names only), fingerprints the closed hours that may still
-change (never seen, or within ``late_lookback_hours``), and requests one run per hour whose fingerprint
-differs from the one recorded in the cursor. The run key is ``<hour>:<fingerprint>``, so a repeated tick
-or a restored cursor never launches the same work twice, while late rows (a new fingerprint) do launch
-a new run. Hours the cursor does not know but that were already materialised after their newest bronze
-file (by a backfill, or before a cursor reset) are adopted without a run.
+Each tick (docs/checks-and-sensors.md has the whole rule):
+
+1. asks the instance what became of the sensor's open requests (``requests.py``): an hour is recorded
+   as done, at the bronze fingerprint the request was made for, only when its run or backfill
+   succeeded; a failed one (after Dagster's run retries) is made again after ``failed_retry_minutes``,
+   or at once when the hour's bronze files change (the data was fixed);
+2. lists and fingerprints the bronze hours of the last ``late_lookback_hours`` only, so its cost does
+   not grow with the lake's age; older history is checked ``history_days_per_tick`` days at a time
+   (``scan`` in the cursor) for hours that were never materialised (a new instance over an old lake);
+3. requests an hour whose fingerprint differs from the done one, unless a request or any run for it
+   (or a daily run of its day) is still in flight: at most one run per partition, late rows coalesce;
+   and not sooner than ``settle_minutes`` after the previous request (debounce);
+4. turns the due hours into one run per lone hour and one single-run backfill per contiguous range.
+
+The cursor holds only recent hours and open requests: bounded, whatever the lake's age.
 """
 
 from __future__ import annotations
@@ -15,61 +24,109 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
+from dagster import DagsterEventType
 from dagster_aws.s3 import S3Resource
 
-from iot_pipeline.assets.keys import SILVER_DEVICE_MINUTE_STATS, SILVER_EVENTS
+from iot_pipeline.assets.keys import (
+    GOLD_DAILY_DEVICE_TYPE_SUMMARY,
+    GOLD_DAILY_EVENT_DURATION_P95,
+    SILVER_DEVICE_MINUTE_STATS,
+    SILVER_EVENTS,
+)
 from iot_pipeline.assets.partitions import HOURLY, HOURLY_FORMAT
 from iot_pipeline.resources.lake import LakeResource
-from iot_pipeline.resources.spark import SPARK_RUN_TAG
+from iot_pipeline.sensors.catchup import contiguous, make_request
 from iot_pipeline.sensors.history import latest_materializations
+from iot_pipeline.sensors.requests import Request, busy_partitions, load_requests, outcomes, settle
 from iot_pipeline.sensors.settings import SensorSettingsResource
-from iot_pipeline.storage.listing import HourFingerprint, listing_for
+from iot_pipeline.storage.listing import HourFingerprint, hours_of_days, listing_for, partition_days
 
-HOURLY_TARGET = dg.AssetSelection.assets(SILVER_EVENTS, SILVER_DEVICE_MINUTE_STATS)
+HOURLY_ASSETS = (SILVER_EVENTS, SILVER_DEVICE_MINUTE_STATS)
+HOURLY_TARGET = dg.AssetSelection.assets(*HOURLY_ASSETS)
 HOUR = timedelta(hours=1)
-CURSOR_VERSION = 1
+CURSOR_VERSION = 2
 
 
 def hour_key(hour_start: datetime) -> str:
     return hour_start.astimezone(timezone.utc).strftime(HOURLY_FORMAT)
 
 
+def hour_of(key: str) -> datetime:
+    return datetime.strptime(key, HOURLY_FORMAT).replace(tzinfo=timezone.utc)
+
+
 @dataclass
 class HourCursor:
-    """Fingerprint token of every bronze hour a run was requested for (or adopted), by partition key."""
+    """``hours``: recent hour -> [fingerprint done, time of the last request]; ``requests``: open ones;
+    ``scan``: the first day of older history not checked yet."""
 
-    hours: dict[str, str] = field(default_factory=dict)
+    hours: dict[str, list] = field(default_factory=dict)
+    requests: list[Request] = field(default_factory=list)
+    scan: str | None = None
 
     @classmethod
     def parse(cls, raw: str | None) -> HourCursor:
-        if not raw:
-            return cls()
         try:
-            doc = json.loads(raw)
+            doc = json.loads(raw) if raw else None
         except json.JSONDecodeError:
-            return cls()
+            doc = None
         if not isinstance(doc, dict) or doc.get("v") != CURSOR_VERSION:
             return cls()
-        return cls(hours={str(k): str(v) for k, v in (doc.get("hours") or {}).items()})
+        hours = {str(k): [str(v[0]), float(v[1])] for k, v in (doc.get("hours") or {}).items()}
+        return cls(hours, load_requests(doc.get("requests")), doc.get("scan"))
 
     def dump(self) -> str:
-        return json.dumps(
-            {"v": CURSOR_VERSION, "hours": dict(sorted(self.hours.items()))}, separators=(",", ":")
-        )
+        doc = {
+            "v": CURSOR_VERSION,
+            "scan": self.scan,
+            "hours": {k: [v[0], round(v[1], 1)] for k, v in sorted(self.hours.items())},
+            "requests": [r.dump() for r in self.requests],
+        }
+        return json.dumps(doc, separators=(",", ":"))
+
+    def done(self, key: str) -> str:
+        return self.hours.get(key, ["", 0.0])[0]
+
+    def last_request(self, key: str) -> float:
+        return self.hours.get(key, ["", 0.0])[1]
 
 
-def hour_run_request(fp: HourFingerprint) -> dg.RunRequest:
-    key = hour_key(fp.hour_start)
-    return dg.RunRequest(
-        partition_key=key,
-        run_key=f"{key}:{fp.token}",
-        tags={
-            "iot/bronze_fingerprint": fp.token,
-            "iot/bronze_files": str(fp.files),
-            "iot/bronze_bytes": str(fp.total_bytes),
-            SPARK_RUN_TAG: "hourly",
-        },
+def _history(
+    context: dg.SensorEvaluationContext,
+    listing,
+    dataset: str,
+    cursor: HourCursor,
+    settings: SensorSettingsResource,
+    lookback_start: datetime,
+    closed_until: datetime,
+    skipped: list[str],
+) -> list[datetime]:
+    """Closed hours before the lookback that were never materialised, ``history_days_per_tick`` days
+    of history per tick; advances ``cursor.scan``."""
+    first_day = f"{HOURLY.start.astimezone(timezone.utc):%Y-%m-%d}"
+    limit_day = f"{lookback_start:%Y-%m-%d}"
+    start_day = max(cursor.scan or first_day, first_day)
+    if start_day >= limit_day:
+        return []
+    days = [d for d in partition_days(listing, dataset) if start_day <= d < limit_day]
+    batch = days[: max(1, settings.history_days_per_tick)]
+    more = len(days) > len(batch)
+    cursor.scan = (
+        f"{datetime.strptime(batch[-1], '%Y-%m-%d') + timedelta(days=1):%Y-%m-%d}" if more else limit_day
     )
+    first = HOURLY.start.astimezone(timezone.utc)
+    hours = [
+        h
+        for h in hours_of_days(listing, dataset, batch, skipped)
+        if first <= h < lookback_start and h + HOUR <= closed_until
+    ]
+    if not hours:
+        return []
+    keys = {hour_key(h) for h in hours}
+    materialised = context.instance.get_latest_storage_id_by_partition(
+        SILVER_EVENTS, DagsterEventType.ASSET_MATERIALIZATION, keys
+    )
+    return [h for h in hours if hour_key(h) not in materialised]
 
 
 def evaluate_bronze_hours(
@@ -80,50 +137,119 @@ def evaluate_bronze_hours(
     s3: S3Resource | None = None,
 ) -> dg.SensorResult:
     now = now or datetime.now(timezone.utc)
+    t = now.timestamp()
     layout = lake.layout
+    dataset = layout.bronze_events
     listing = listing_for(layout.root, s3)
+    instance = context.instance
     cursor = HourCursor.parse(context.cursor)
+    notes: list[str] = []
+    skipped: list[str] = []
 
-    closed_until = settings.closed_until(layout, listing, now)
+    # 1. What became of the open requests.
+    results = outcomes(instance, cursor.requests, t, settings.lost_request_minutes * 60)
+    for req in settle(cursor.requests, results, t):
+        for key, token in req.tokens.items():
+            cursor.hours[key] = [token, cursor.last_request(key) or req.at]
+
+    # 2. Recent hours (fingerprinted) and a slice of older history (never materialised).
+    closed_until = settings.closed_until(layout, listing, now, notes)
     first = HOURLY.start.astimezone(timezone.utc)
-    listed = [h for h in listing.hours(layout.bronze_events) if h >= first]
-    hours = [h for h in listed if h + HOUR <= closed_until]
-    recent = now - timedelta(hours=settings.late_lookback_hours)
-    candidates = [h for h in hours if hour_key(h) not in cursor.hours or h >= recent]
-    fingerprints = listing.fingerprints(layout.bronze_events, candidates)
-    changed = [fp for h, fp in sorted(fingerprints.items()) if cursor.hours.get(hour_key(h)) != fp.token]
-
-    # Adopt hours the cursor has never seen but that a run already materialised after their last write.
-    unseen = [fp for fp in changed if hour_key(fp.hour_start) not in cursor.hours]
-    done = latest_materializations(
-        context.instance, SILVER_EVENTS, [hour_key(fp.hour_start) for fp in unseen]
+    lookback_start = (now - timedelta(hours=settings.late_lookback_hours)).replace(
+        minute=0, second=0, microsecond=0
     )
-    adopted = [
-        fp for fp in unseen if (m := done.get(hour_key(fp.hour_start))) and m.timestamp >= fp.newest_mtime
+    recent_days = []
+    day = lookback_start
+    while day.date() <= now.date():
+        recent_days.append(f"{day:%Y-%m-%d}")
+        day += timedelta(days=1)
+    listed = [
+        h for h in hours_of_days(listing, dataset, recent_days, skipped) if h >= max(first, lookback_start)
     ]
-    for fp in adopted:
-        cursor.hours[hour_key(fp.hour_start)] = fp.token
-    todo = [fp for fp in changed if fp not in adopted][: settings.max_runs_per_tick]
-    for fp in todo:
-        cursor.hours[hour_key(fp.hour_start)] = fp.token
+    closed = [h for h in listed if h + HOUR <= closed_until]
+    fingerprints = listing.fingerprints(dataset, closed)
+    old_due = _history(context, listing, dataset, cursor, settings, lookback_start, closed_until, skipped)
 
-    open_hours = len(listed) - len(hours)
-    context.log.info(
-        f"bronze hours listed={len(hours)} closed_until={closed_until:%Y-%m-%dT%H:%M}Z "
-        f"fingerprinted={len(candidates)} changed={len(changed)} adopted={len(adopted)} requested={len(todo)}"
+    # 3. Which recent hours are due now.
+    busy = busy_partitions(
+        instance, (*HOURLY_ASSETS, GOLD_DAILY_EVENT_DURATION_P95, GOLD_DAILY_DEVICE_TYPE_SUMMARY)
     )
-    if not todo:
-        return dg.SensorResult(
-            skip_reason=f"No closed bronze hour is new or changed (open hours: {open_hours}).",
-            cursor=cursor.dump(),
+    unseen = [fp for fp in fingerprints.values() if hour_key(fp.hour_start) not in cursor.hours]
+    mats = latest_materializations(instance, SILVER_EVENTS, [hour_key(fp.hour_start) for fp in unseen])
+    due: dict[datetime, HourFingerprint | None] = {}
+    counts = {"in_flight": 0, "settling": 0, "adopted": 0, "failed": 0}
+    for h, fp in sorted(fingerprints.items()):
+        key = hour_key(h)
+        if any(r.covers(key) for r in cursor.requests) or busy.covers(key) or busy.day_run(key[:10]):
+            counts["in_flight"] += 1
+            continue
+        if cursor.done(key) == fp.token:
+            continue
+        if key not in cursor.hours and (m := mats.get(key)) and m.timestamp >= fp.newest_mtime:
+            cursor.hours[key] = [fp.token, 0.0]  # materialised after its last write (backfill, cursor reset)
+            counts["adopted"] += 1
+            continue
+        if t - cursor.last_request(key) < settings.settle_minutes * 60:
+            counts["settling"] += 1
+            continue
+        due[h] = fp
+    for h in old_due:
+        due.setdefault(h, None)
+
+    # 4. Failed requests: again after the back-off, or at once when their hours' data changed.
+    for req in [r for r in cursor.requests if r.failed_at]:
+        changed = any(
+            (fp := fingerprints.get(hour_of(k))) and fp.token != tok for k, tok in req.tokens.items()
         )
-    return dg.SensorResult(run_requests=[hour_run_request(fp) for fp in todo], cursor=cursor.dump())
+        if not changed and t - req.failed_at < settings.failed_retry_minutes * 60:
+            counts["failed"] += 1
+            notes.append(
+                f"{req.first}..{req.last} failed; again in {settings.failed_retry_minutes} min or when it changes"
+            )
+            continue
+        cursor.requests.remove(req)
+        h = hour_of(req.first)
+        while h <= hour_of(req.last):
+            due[h] = fingerprints.get(h)
+            h += HOUR
+
+    # 5. One run per lone hour, one single-run backfill per contiguous range.
+    run_requests = []
+    groups = contiguous(due, HOUR, settings.backfill_max_hours)
+    for group in groups[: max(1, settings.max_runs_per_tick)]:
+        keys = [hour_key(h) for h in group]
+        tokens = {hour_key(h): fp.token for h in group if (fp := due[h]) is not None}
+        req = Request(f"h:{keys[0]}:{keys[-1]}:{int(t)}", keys[0], keys[-1], t, tokens)
+        as_backfill = len(group) >= max(2, settings.backfill_min_partitions)
+        extra = {}
+        if len(group) == 1 and (fp := due[group[0]]) is not None:
+            extra = {"iot/bronze_fingerprint": fp.token, "iot/bronze_files": str(fp.files)}
+        run_requests.append(make_request(req, keys, HOURLY, HOURLY_ASSETS, "hourly", as_backfill, extra))
+        cursor.requests.append(req)
+        for key in tokens:
+            cursor.hours[key] = [cursor.done(key), t]
+
+    # The cursor keeps recent hours only (bounded), plus whatever open requests name.
+    floor = hour_key(lookback_start)
+    cursor.hours = {k: v for k, v in cursor.hours.items() if k >= floor}
+    if skipped:
+        notes.append(f"skipped unusable directories: {', '.join(sorted(skipped)[:5])}")
+    summary = (
+        f"bronze hours closed={len(closed)} closed_until={closed_until:%Y-%m-%dT%H:%M}Z "
+        f"history_due={len(old_due)} scan={cursor.scan} due={len(due)} requests={len(run_requests)} "
+        + " ".join(f"{k}={v}" for k, v in counts.items())
+    )
+    context.log.info(summary + ("; " + "; ".join(notes) if notes else ""))
+    if not run_requests:
+        return dg.SensorResult(skip_reason=f"No closed bronze hour is due: {summary}", cursor=cursor.dump())
+    return dg.SensorResult(run_requests=run_requests, cursor=cursor.dump())
 
 
 @dg.sensor(
     name="bronze_hours_sensor",
     description="Materialises silver/events and silver/device_minute_stats for each closed bronze hour "
-    "that is new or received late rows (fingerprint = files, bytes, newest write).",
+    "that is new or received late rows (fingerprint = files, bytes, newest write): at most one request "
+    "per hour in flight, late rows debounced, failed runs requested again, ranges as one backfill.",
     target=HOURLY_TARGET,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,

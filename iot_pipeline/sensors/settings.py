@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import dagster as dg
 
@@ -12,6 +13,7 @@ from iot_pipeline.storage.listing import LakeListing
 from iot_pipeline.storage.watermark import trusted_watermark
 
 DEFAULT_GRACE_MINUTES = 15
+DEFAULT_SETTLE_MINUTES = 10
 
 
 class SensorSettingsResource(dg.ConfigurableResource):
@@ -27,6 +29,20 @@ class SensorSettingsResource(dg.ConfigurableResource):
     late_lookback_hours: int = 7 * 24
     # Caps one tick's work; the remaining partitions are picked up on the next tick.
     max_runs_per_tick: int = 48
+    # Debounce: a partition that keeps changing (late rows) is requested again at most once per this
+    # interval after its previous request; the last change is picked up one interval later at most.
+    settle_minutes: int = DEFAULT_SETTLE_MINUTES
+    # A request whose run (after Dagster's own run retries) failed is requested again after this long,
+    # or at once when its bronze hours change (someone fixed the data).
+    failed_retry_minutes: int = 30
+    # Due partitions in a contiguous range of at least this many become one single-run backfill.
+    backfill_min_partitions: int = 2
+    # Longest range one catch-up backfill covers (a year of hours becomes weekly backfills, not one run).
+    backfill_max_hours: int = 7 * 24
+    # Days of bronze history older than the lookback checked per tick (catch-up over an old lake).
+    history_days_per_tick: int = 31
+    # A request with no run or backfill in the instance after this long is considered lost and re-made.
+    lost_request_minutes: int = 10
 
     def closed_until(
         self,
@@ -47,7 +63,11 @@ class SensorSettingsResource(dg.ConfigurableResource):
 
 
 def default_sensor_settings() -> SensorSettingsResource:
-    """Bound by the code location; ``IOT_HOUR_GRACE_MINUTES`` sets the grace period."""
+    """Bound by the code location; ``IOT_HOUR_GRACE_MINUTES`` sets the grace period, ``IOT_SETTLE_MINUTES``
+    the debounce interval of late data."""
+    kwargs: dict[str, Any] = {}
     if os.environ.get("IOT_HOUR_GRACE_MINUTES"):
-        return SensorSettingsResource(grace_minutes=dg.EnvVar.int("IOT_HOUR_GRACE_MINUTES"))
-    return SensorSettingsResource()
+        kwargs["grace_minutes"] = dg.EnvVar.int("IOT_HOUR_GRACE_MINUTES")
+    if os.environ.get("IOT_SETTLE_MINUTES"):
+        kwargs["settle_minutes"] = dg.EnvVar.int("IOT_SETTLE_MINUTES")
+    return SensorSettingsResource(**kwargs)

@@ -112,10 +112,69 @@ def _env(args: argparse.Namespace) -> dict[str, str]:
     env.setdefault("IOT_LAKE_ROOT", str(state_dir() / "lake"))
     env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-    dagster_yaml = Path(env["DAGSTER_HOME"]) / "dagster.yaml"
-    if not dagster_yaml.exists():
-        dagster_yaml.write_text("telemetry:\n  enabled: false\n")
+    write_local_instance_yaml(Path(env["DAGSTER_HOME"]) / "dagster.yaml", env)
     return env
+
+
+LOCAL_YAML_HEADER = "# Written by `iot-pipeline local up`"
+_OLD_LOCAL_YAML = "telemetry:\n  enabled: false\n"
+
+
+def local_instance_yaml(spark_runs: int = 1, max_retries: int = 2) -> str:
+    """The local instance's settings: the same run queue, pool and retry rules as deploy/dagster.yaml,
+    sized for one machine (``IOT_SPARK_RUN_LIMIT``, default 1: one Spark asset run next to the stream)."""
+    return f"""{LOCAL_YAML_HEADER} (regenerated at every start while this line is here;
+# delete the line to keep your own edits). See docs/operations.md, "Run concurrency and retries".
+telemetry:
+  enabled: false
+
+# Every run is queued; the daemon of `dagster dev` starts it when the limits below allow.
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+
+concurrency:
+  # Runs holding a Spark asset (pool "spark") start only while fewer than `default_limit` of them run.
+  pools:
+    granularity: run
+    default_limit: {spark_runs}
+  runs:
+    max_concurrent_runs: {spark_runs + 3}
+    tag_concurrency_limits:
+      # At most one run per partition, and one run per UTC day among the sensors' runs (day lock).
+      - key: dagster/partition
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+      - key: iot-pipeline/day
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+
+# A failed run is re-executed from its failure up to `max_retries` times (tag dagster/max_retries).
+run_retries:
+  enabled: true
+  max_retries: {max_retries}
+  retry_on_asset_or_op_failure: true
+
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 300
+  poll_interval_seconds: 30
+"""
+
+
+def write_local_instance_yaml(path: Path, env: dict[str, str]) -> bool:
+    """Write the local instance's dagster.yaml unless the user owns it (no header); True if written."""
+    if path.exists():
+        current = path.read_text()
+        if current != _OLD_LOCAL_YAML and not current.startswith(LOCAL_YAML_HEADER):
+            return False
+    spark_runs = int(env.get("IOT_SPARK_RUN_LIMIT") or 1)
+    if spark_runs < 1:
+        raise ValueError(f"IOT_SPARK_RUN_LIMIT={spark_runs}: at least 1 Spark run must be allowed")
+    path.write_text(local_instance_yaml(spark_runs))
+    return True
 
 
 def _bin(name: str) -> str:

@@ -279,3 +279,44 @@ def listing_for(root: str, s3: Any = None) -> LakeListing:
         endpoint=getattr(s3, "endpoint_url", None) or None,
         region=getattr(s3, "region_name", None) or DEFAULT_REGION,
     )
+
+
+def _subdirectories_of(listing: LakeListing) -> Callable[[str], list[str]]:
+    """The directory lister behind a listing (one scandir, or one delimited LIST per call on S3)."""
+    if isinstance(listing, S3LakeListing):
+        return listing._prefixes
+    return _local_subdirectories
+
+
+def partition_days(listing: LakeListing, dataset: str) -> list[str]:
+    """Every usable ``event_date`` of ``dataset`` (``YYYY-MM-DD``), ascending: one listing of the dataset.
+
+    With :func:`hours_of_days`, a sensor opens only the days it means to look at, so a tick's cost
+    does not grow with the age of the lake (a year of history is 365 names in one listing page).
+    """
+    days = []
+    for name in _subdirectories_of(listing)(dataset):
+        m = _DATE_DIR.match(name)
+        if m:
+            try:
+                datetime.strptime(m.group(1), "%Y-%m-%d")
+            except ValueError:
+                continue
+            days.append(m.group(1))
+    return sorted(days)
+
+
+def hours_of_days(
+    listing: LakeListing, dataset: str, days: Iterable[str], skipped: list[str] | None = None
+) -> list[datetime]:
+    """UTC hour starts of ``dataset`` within the given days only (one listing per day)."""
+    wanted = {f"event_date={d}" for d in days}
+    inner = _subdirectories_of(listing)
+    root = dataset.rstrip("/")
+
+    def subdirectories(uri: str) -> list[str]:
+        if uri.rstrip("/") == root:
+            return sorted(wanted)
+        return inner(uri)
+
+    return hours_from_directories(dataset, subdirectories, None, skipped)
