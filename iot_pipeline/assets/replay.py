@@ -86,15 +86,15 @@ def offsets_between(
 
 
 def read_kafka_range(spark: SparkSession, kafka: KafkaResource, offsets: OffsetRange) -> DataFrame:
+    # The Java client's names for the same connection and security the confluent-kafka clients use
+    # (``client_config`` holds librdkafka names, which Spark's Java client would not understand).
     reader = (
         spark.read.format("kafka")
-        .option("kafka.bootstrap.servers", kafka.bootstrap_servers)
+        .options(**kafka.settings().spark_options())
         .option("subscribe", kafka.topic)
         .option("startingOffsets", json.dumps(offsets.starting))
         .option("endingOffsets", json.dumps(offsets.ending))
     )
-    for key, value in (kafka.client_config or {}).items():
-        reader = reader.option(f"kafka.{key}", value)
     return reader.load()
 
 

@@ -8,24 +8,72 @@ fresh checkout runs with no configuration at all. Every variable is listed in ``
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from iot_pipeline.resources.kafka import KafkaResource
+from iot_pipeline.resources.kafka_settings import KafkaSettings
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import SparkResource
 from iot_pipeline.storage.s3 import DEFAULT_REGION
 from iot_pipeline.streaming.resource import SparkStreamingResource
 
 
+class EnvSettingError(ValueError):
+    """An environment variable holds a value its setting cannot take; the message names it."""
+
+
 def env_or(name: str, default: Any) -> Any:
+    """A string setting: ``dg.EnvVar`` when the variable is set, else the default."""
     return dg.EnvVar(name) if os.environ.get(name) else default
 
 
-def env_int_or(name: str, default: int) -> Any:
-    return dg.EnvVar.int(name) if os.environ.get(name) else default
+def _parsed(name: str, parse: Callable[[str], Any], kind: str, minimum: float | None) -> Any:
+    raw = os.environ[name].strip()
+    try:
+        value = parse(raw)
+    except ValueError:
+        raise EnvSettingError(f"{name}={raw!r} is not {kind}.") from None
+    if minimum is not None and value < minimum:
+        raise EnvSettingError(f"{name}={raw!r} must be >= {minimum:g}.")
+    return value
+
+
+def env_int_or(name: str, default: int, minimum: int | None = None) -> Any:
+    """An integer setting bound as ``dg.EnvVar.int`` (an ``EnvVar`` is a string: an int field rejects
+    it). The value is checked when the code location loads, so a bad one fails there, named."""
+    if not os.environ.get(name):
+        return default
+    _parsed(name, int, "an integer", minimum)
+    return dg.EnvVar.int(name)
+
+
+def env_float_or(name: str, default: float, minimum: float | None = None) -> float:
+    """A number setting. Dagster has no float ``EnvVar`` (its config knows string, int and bool
+    sources only), so the value is parsed here, when the code location loads."""
+    if not os.environ.get(name):
+        return default
+    return float(_parsed(name, float, "a number", minimum))
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _bool(text: str) -> bool:
+    if text.lower() not in _TRUE | _FALSE:
+        raise ValueError(text)
+    return text.lower() in _TRUE
+
+
+def env_bool_or(name: str, default: bool) -> bool:
+    """A boolean setting: 1/0, true/false, yes/no, on/off (any case), parsed when the code loads."""
+    if not os.environ.get(name):
+        return default
+    return bool(_parsed(name, _bool, "a boolean (true/false, 1/0, yes/no, on/off)", None))
 
 
 def s3_resource() -> S3Resource:
@@ -41,10 +89,14 @@ def s3_resource() -> S3Resource:
 
 
 def default_resources() -> dict[str, Any]:
+    # The Kafka connection (security included) is read and checked now, so a code location whose
+    # Kafka variables cannot work does not load; the clients read it again when they connect.
+    KafkaSettings.from_env()
     kafka = KafkaResource(
         bootstrap_servers=env_or("IOT_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
         topic=env_or("IOT_KAFKA_TOPIC", "iot-events"),
         quarantine_topic=env_or("IOT_KAFKA_QUARANTINE_TOPIC", "iot-events-quarantine"),
+        partitions=env_int_or("IOT_KAFKA_PARTITIONS", 3, minimum=1),
     )
     lake = LakeResource(root=env_or("IOT_LAKE_ROOT", ".local/lake"))
     s3_lake = os.environ.get("IOT_LAKE_ROOT", "").startswith("s3a://")
@@ -60,8 +112,8 @@ def default_resources() -> dict[str, Any]:
         spark=spark,
         kafka=kafka,
         lake=lake,
-        trigger_seconds=env_or("IOT_STREAM_TRIGGER_SECONDS", 10.0),
-        metrics_port=env_int_or("IOT_STREAM_METRICS_PORT", 9109),
+        trigger_seconds=env_float_or("IOT_STREAM_TRIGGER_SECONDS", 10.0, minimum=0.1),
+        metrics_port=env_int_or("IOT_STREAM_METRICS_PORT", 9109, minimum=0),
         metrics_host=env_or("IOT_METRICS_HOST", "127.0.0.1"),
     )
     return {"kafka": kafka, "lake": lake, "spark": spark, "streaming": streaming, "s3": s3_resource()}

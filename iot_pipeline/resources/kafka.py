@@ -1,4 +1,9 @@
-"""Kafka connection settings as a Dagster resource, shared by the simulator, the admin and the stream."""
+"""Kafka as a Dagster resource, shared by the simulator, the admin checks, the stream and the replay.
+
+The connection (bootstrap servers and security) is a :class:`KafkaSettings`, read from the
+environment each time a client is built: the SASL password and key password never become resource
+config, so they cannot land in run config or the Dagster UI.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +14,29 @@ import dagster as dg
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from iot_pipeline.resources.kafka_settings import KafkaSettings, KafkaSettingsError
+
 
 class KafkaConfigError(RuntimeError):
     """Raised when the broker cannot be used; the message names the setting to fix."""
 
 
+# librdkafka errors that mean "the broker refused us", not "the broker is not there".
+_REFUSED = {
+    KafkaError._AUTHENTICATION,
+    KafkaError.SASL_AUTHENTICATION_FAILED,
+    KafkaError._SSL,
+    KafkaError.ILLEGAL_SASL_STATE,
+    KafkaError.UNSUPPORTED_SASL_MECHANISM,
+}
+
+
 class KafkaResource(dg.ConfigurableResource):
     """Where the events live in Kafka.
 
-    ``client_config`` is passed to every confluent-kafka client (librdkafka property names), for
-    example ``security.protocol`` and ``sasl.*`` in production; secrets belong in the environment.
+    Security comes from the ``IOT_KAFKA_SECURITY_PROTOCOL``/``IOT_KAFKA_SASL_*``/``IOT_KAFKA_SSL_*``
+    variables (:mod:`iot_pipeline.resources.kafka_settings`), the same for every client.
+    ``client_config`` adds librdkafka tuning on top (never secrets: it is run config).
     """
 
     bootstrap_servers: str = "127.0.0.1:9092"
@@ -28,8 +46,15 @@ class KafkaResource(dg.ConfigurableResource):
     replication_factor: int = 1
     client_config: dict[str, str] = {}
 
+    def settings(self) -> KafkaSettings:
+        """The connection every client uses: this resource's servers, security from the environment."""
+        try:
+            return KafkaSettings.from_env(bootstrap_servers=self.bootstrap_servers)
+        except KafkaSettingsError as exc:
+            raise KafkaConfigError(str(exc)) from None
+
     def _base(self) -> dict[str, Any]:
-        return {"bootstrap.servers": self.bootstrap_servers, **self.client_config}
+        return {**self.settings().librdkafka(), **self.client_config}
 
     def admin(self) -> AdminClient:
         return AdminClient(self._base())
@@ -42,15 +67,40 @@ class KafkaResource(dg.ConfigurableResource):
         return Consumer({**self._base(), **conf, **overrides})
 
     def check_reachable(self, timeout_s: float = 10.0) -> None:
-        """Fail fast with the setting to fix instead of letting clients retry forever."""
-        try:
-            self.admin().list_topics(timeout=timeout_s)
-        except KafkaException as exc:
-            raise KafkaConfigError(
-                f"Kafka broker not reachable at bootstrap servers {self.bootstrap_servers!r} within "
-                f"{timeout_s:.0f}s ({exc.args[0]}). Check IOT_KAFKA_BOOTSTRAP_SERVERS (and the "
-                "security settings in the Kafka resource's client_config)."
-            ) from exc
+        """Fail fast with the setting to fix instead of letting clients retry forever.
+
+        A refused login or TLS handshake is reported as soon as librdkafka sees it (not after the
+        timeout), naming the credential variables; silence until the timeout names the servers.
+        """
+        settings = self.settings()
+        refused: list[KafkaError] = []
+
+        def on_error(err: KafkaError) -> None:
+            if err.code() in _REFUSED:
+                refused.append(err)
+
+        admin = AdminClient({**self._base(), "error_cb": on_error})
+        deadline = time.monotonic() + timeout_s
+        last: KafkaException | None = None
+        while True:
+            try:
+                admin.list_topics(timeout=max(0.1, min(1.0, deadline - time.monotonic())))
+                return
+            except KafkaException as exc:
+                last = exc
+            admin.poll(0)
+            if refused:
+                raise KafkaConfigError(
+                    f"Kafka at {settings.describe()} refused the connection: {refused[-1].str()}. "
+                    f"{settings.credential_hint()}"
+                )
+            if time.monotonic() >= deadline:
+                break
+        raise KafkaConfigError(
+            f"Kafka broker not reachable at bootstrap servers {self.bootstrap_servers!r} within "
+            f"{timeout_s:.0f}s ({last.args[0] if last else 'no answer'}). Check IOT_KAFKA_BOOTSTRAP_SERVERS "
+            f"(and IOT_KAFKA_SECURITY_PROTOCOL, now {settings.security_protocol})."
+        )
 
     def watermarks(self, timeout_s: float = 15.0, purpose: str = "") -> dict[int, tuple[int, int]]:
         """(low, high) offsets of every partition of the event topic; a missing topic names IOT_KAFKA_TOPIC."""

@@ -1,7 +1,8 @@
 """``iot-pipeline kafka fetch|start|stop|status|topics``: the local broker and its topics from a shell.
 
 Also runnable as ``python -m iot_pipeline.services.kafka_cli <command>``. Defaults come from the
-environment when the parser is built (never at import time).
+environment when the parser is built (never at import time); ``topics`` connects with the security
+settings of ``IOT_KAFKA_SECURITY_PROTOCOL``/``IOT_KAFKA_SASL_*``/``IOT_KAFKA_SSL_*``.
 """
 
 from __future__ import annotations
@@ -166,14 +167,15 @@ def _add_commands(parser: argparse.ArgumentParser) -> None:
     )
     topics.add_argument(
         "--quarantine-topic",
-        default="iot-events-quarantine",
-        help="quarantine topic (default: iot-events-quarantine)",
+        default=env.get("IOT_KAFKA_QUARANTINE_TOPIC", "iot-events-quarantine"),
+        help="quarantine topic (default: IOT_KAFKA_QUARANTINE_TOPIC, else iot-events-quarantine)",
     )
     topics.add_argument(
         "--partitions",
         type=int,
-        default=3,
-        help="partitions for topics that get created; existing topics are left as they are (default 3)",
+        default=int(env["IOT_KAFKA_PARTITIONS"]) if env.get("IOT_KAFKA_PARTITIONS") else 3,
+        help="partitions for topics that get created; existing topics are left as they are "
+        "(default: IOT_KAFKA_PARTITIONS, else 3)",
     )
     topics.set_defaults(func=_guarded(_topics))
 

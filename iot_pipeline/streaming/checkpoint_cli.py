@@ -4,7 +4,8 @@
 1 when the total lag exceeds ``--max-lag``, for health checks); ``reset`` moves the checkpoint aside
 and writes the resume file so the next start continues the lake's batch ids (see
 :mod:`iot_pipeline.streaming.checkpoint`). Stop the streaming job before ``reset``. Defaults come from
-the environment (``IOT_LAKE_ROOT``, ``IOT_KAFKA_BOOTSTRAP_SERVERS``, ``IOT_KAFKA_TOPIC``).
+the environment (``IOT_LAKE_ROOT``, ``IOT_KAFKA_BOOTSTRAP_SERVERS``, ``IOT_KAFKA_TOPIC``); Kafka security
+from the ``IOT_KAFKA_SECURITY_PROTOCOL``/``IOT_KAFKA_SASL_*``/``IOT_KAFKA_SSL_*`` variables.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def show(args: argparse.Namespace) -> int:
 def lag(args: argparse.Namespace) -> int:
     kafka = KafkaResource(bootstrap_servers=args.bootstrap_servers, topic=args.topic)
     state = read_state(_layout(args))
+    kafka.check_reachable()  # a refused login or a wrong address fails here, naming the variable
     per_partition = consumer_lag(state, args.topic, end_offsets(kafka))
     total = sum(per_partition.values())
     for partition, n in per_partition.items():
