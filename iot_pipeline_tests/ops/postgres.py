@@ -38,6 +38,11 @@ class Postgres:
         }
 
 
+def bin_dir() -> str:
+    """Directory of the PostgreSQL server and client binaries (psql included)."""
+    return _bin_dir()
+
+
 def _bin_dir() -> str:
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not candidates:

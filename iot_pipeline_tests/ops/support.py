@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import secrets
 import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -99,3 +101,44 @@ def read_env_file(path: Path) -> dict[str, str]:
             key, _, value = line.partition("=")
             values[key.strip()] = value.strip()
     return values
+
+
+# Secrets .env.example leaves empty and docker-compose.yml requires (``${VAR:?...}``).
+COMPOSE_SECRETS = (
+    "POSTGRES_ADMIN_PASSWORD",
+    "DAGSTER_PG_PASSWORD",
+    "GRAFANA_PG_PASSWORD",
+    "MINIO_ROOT_PASSWORD",
+    "AWS_SECRET_ACCESS_KEY",
+    "GRAFANA_ADMIN_PASSWORD",
+)
+
+
+def env_example_with_secrets() -> dict[str, str]:
+    """.env.example's values with every required secret filled (a fresh random value each)."""
+    values = read_env_file(REPO / ".env.example")
+    for name in COMPOSE_SECRETS:
+        values[name] = secrets.token_hex(12)
+    return values
+
+
+def write_env_file(path: Path, values: dict[str, str]) -> Path:
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    return path
+
+
+def instance_rules() -> dict:
+    """Queue and concurrency rules deploy/dagster.yaml holds now, wherever it holds them (the
+    ``concurrency`` section or the coordinator's config), so tests never repeat the numbers."""
+    conf = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
+    coordinator = (conf.get("run_coordinator") or {}).get("config") or {}
+    concurrency = conf.get("concurrency") or {}
+    runs, pools = concurrency.get("runs") or {}, concurrency.get("pools") or {}
+    return {
+        "max_concurrent_runs": runs.get("max_concurrent_runs", coordinator.get("max_concurrent_runs")),
+        "tag_concurrency_limits": runs.get(
+            "tag_concurrency_limits", coordinator.get("tag_concurrency_limits", [])
+        ),
+        "pool_default_limit": pools.get("default_limit"),
+        "pool_granularity": pools.get("granularity"),
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import subprocess
@@ -13,7 +14,15 @@ from typing import Any
 import pytest
 import yaml
 
-from iot_pipeline_tests.ops.support import BRIEF_ENV_VARS, REPO, read_env_file, require_tool
+from iot_pipeline_tests.ops.support import (
+    BRIEF_ENV_VARS,
+    COMPOSE_SECRETS,
+    REPO,
+    env_example_with_secrets,
+    read_env_file,
+    require_tool,
+    write_env_file,
+)
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
@@ -33,7 +42,7 @@ REQUIRED_SERVICES = (
     "prometheus",
     "grafana",
 )
-ONE_SHOT_SERVICES = ("kafka-init", "minio-init")
+ONE_SHOT_SERVICES = ("kafka-init", "minio-init", "postgres-init", "postgres-grants")
 STATEFUL_VOLUMES = {
     "kafka": "/var/lib/kafka/data",
     "minio": "/data",
@@ -57,13 +66,13 @@ def volume_mounts(service: dict[str, Any]) -> list[tuple[str, str]]:
     return mounts
 
 
-def compose_config(env_file: Path) -> dict[str, Any]:
-    """``docker-compose config`` output for the repository's file, interpolated from ``env_file`` only."""
+def run_compose_config(env_file: Path) -> subprocess.CompletedProcess[str]:
+    """``docker-compose config`` for the repository's file, interpolated from ``env_file`` only."""
     docker_compose = require_tool("docker-compose", "docker-compose")
     # The test must see .env.example's values, not whatever the developer's shell exports.
     names = set(read_env_file(ENV_EXAMPLE)) | compose_variables()
     env = {k: v for k, v in os.environ.items() if k not in names and not k.startswith("COMPOSE_")}
-    result = subprocess.run(
+    return subprocess.run(
         [docker_compose, "--env-file", str(env_file), "-f", str(COMPOSE_FILE), "config"],
         capture_output=True,
         text=True,
@@ -71,13 +80,19 @@ def compose_config(env_file: Path) -> dict[str, Any]:
         env=env,
         timeout=120,
     )
+
+
+def compose_config(env_file: Path) -> dict[str, Any]:
+    result = run_compose_config(env_file)
     assert result.returncode == 0, f"docker-compose config failed:\n{result.stderr}"
     return yaml.safe_load(result.stdout)
 
 
 @pytest.fixture(scope="module")
-def config() -> dict[str, Any]:
-    return compose_config(ENV_EXAMPLE)
+def config(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The stack as .env.example configures it, once its empty secrets are filled in."""
+    env_file = tmp_path_factory.mktemp("compose") / "test.env"
+    return compose_config(write_env_file(env_file, env_example_with_secrets()))
 
 
 def test_every_named_service_exists(config: dict[str, Any]) -> None:
@@ -121,7 +136,7 @@ def test_dependencies_wait_for_health_or_completion(config: dict[str, Any]) -> N
         for dep, spec in svc.get("depends_on", {}).items():
             expected = "service_completed_successfully" if dep in ONE_SHOT_SERVICES else "service_healthy"
             assert spec["condition"] == expected, f"{name} -> {dep}: {spec}"
-    assert {"kafka-init", "minio-init", "postgres"} <= set(services["stream"]["depends_on"])
+    assert {"kafka-init", "minio-init", "postgres-init"} <= set(services["stream"]["depends_on"])
 
 
 def test_stateful_services_use_named_volumes(config: dict[str, Any]) -> None:
@@ -197,13 +212,12 @@ def test_env_example_lists_every_variable(config: dict[str, Any]) -> None:
 
 
 def test_configuration_comes_from_the_env_file(tmp_path: Path) -> None:
-    values = read_env_file(ENV_EXAMPLE)
+    values = env_example_with_secrets()
     values.update(DAGSTER_PG_DB="dagster_other", IOT_SIM_RATE="50", IOT_LAKE_ROOT="s3a://other-bucket/lake")
-    env_file = tmp_path / "test.env"
-    env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
-    services = compose_config(env_file)["services"]
-    assert services["postgres"]["environment"]["POSTGRES_DB"] == "dagster_other"
+    services = compose_config(write_env_file(tmp_path / "test.env", values))["services"]
+    assert services["postgres-init"]["environment"]["DAGSTER_PG_DB"] == "dagster_other"
     assert services["stream"]["environment"]["DAGSTER_PG_DB"] == "dagster_other"
+    assert services["stream"]["environment"]["DAGSTER_PG_PASSWORD"] == values["DAGSTER_PG_PASSWORD"]
     assert services["simulator"]["command"][3] == "50"
     assert services["code-location"]["environment"]["IOT_LAKE_ROOT"] == "s3a://other-bucket/lake"
 
@@ -228,3 +242,93 @@ def test_dockerfile_copies_files_that_exist() -> None:
         sources = [w for w in line.split() if not w.startswith("--")][:-1]
         for source in sources:
             assert (REPO / source).exists(), f"Dockerfile copies {source}, which is not in the repository"
+
+
+def test_env_example_leaves_every_secret_empty() -> None:
+    documented = read_env_file(ENV_EXAMPLE)
+    for name in COMPOSE_SECRETS:
+        assert documented.get(name) == "", f".env.example must leave {name} empty (no shared default secret)"
+    for path in (ENV_EXAMPLE, COMPOSE_FILE):
+        assert "change-me" not in path.read_text(), f"{path.name} still carries a placeholder password"
+
+
+def test_compose_refuses_to_start_without_each_secret(tmp_path: Path) -> None:
+    shipped = run_compose_config(ENV_EXAMPLE)
+    assert shipped.returncode != 0, ".env.example as shipped (empty secrets) must not start the stack"
+    for name in COMPOSE_SECRETS:
+        values = env_example_with_secrets()
+        values[name] = ""
+        result = run_compose_config(write_env_file(tmp_path / f"{name}.env", values))
+        assert result.returncode != 0, f"the stack starts without {name}"
+        assert f"set {name} in .env" in result.stderr, result.stderr
+
+
+def make_env_snippet() -> str:
+    """The shell block of docs/deploy.md between ``<!-- make-env -->`` markers."""
+    docs = (REPO / "docs" / "deploy.md").read_text()
+    block = re.search(r"<!-- make-env -->\s*```bash\n(.*?)```\s*<!-- /make-env -->", docs, re.S)
+    assert block, "docs/deploy.md lacks the make-env block"
+    return block.group(1)
+
+
+def test_the_documented_command_makes_a_working_env_file(tmp_path: Path) -> None:
+    (tmp_path / ".env.example").write_text(ENV_EXAMPLE.read_text())
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", make_env_snippet()],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    values = read_env_file(tmp_path / ".env")
+    filled = [values[name] for name in COMPOSE_SECRETS]
+    assert all(len(v) >= 16 for v in filled), "every secret gets a long random value"
+    assert len(set(filled)) == len(filled), "each secret gets its own value"
+    assert compose_config(tmp_path / ".env")["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"]
+
+
+def test_each_consumer_has_its_own_least_privilege_credentials(config: dict[str, Any]) -> None:
+    services = config["services"]
+    pipeline = services["code-location"]["environment"]
+    postgres = services["postgres"]["environment"]
+    minio = services["minio"]["environment"]
+    grafana = services["grafana"]["environment"]
+    # PostgreSQL: the superuser is not Dagster's role, and Grafana has a third role.
+    assert postgres["POSTGRES_USER"] != pipeline["DAGSTER_PG_USER"]
+    assert len({postgres["POSTGRES_USER"], pipeline["DAGSTER_PG_USER"], grafana["GRAFANA_PG_USER"]}) == 3
+    # MinIO: the pipeline's key is not the root user.
+    assert minio["MINIO_ROOT_USER"] != pipeline["AWS_ACCESS_KEY_ID"]
+    assert minio["MINIO_ROOT_PASSWORD"] != pipeline["AWS_SECRET_ACCESS_KEY"]
+    # Each secret reaches only the containers that use it.
+    allowed = {
+        postgres["POSTGRES_PASSWORD"]: {"postgres", "postgres-init", "postgres-grants"},
+        minio["MINIO_ROOT_PASSWORD"]: {"minio", "minio-init"},
+        pipeline["DAGSTER_PG_PASSWORD"]: {
+            "code-location",
+            "dagster-webserver",
+            "dagster-daemon",
+            "stream",
+            "simulator",
+            "postgres-init",
+            "postgres-grants",
+        },
+        grafana["GRAFANA_PG_PASSWORD"]: {"grafana", "postgres-init", "postgres-grants"},
+    }
+    for secret, services_allowed in allowed.items():
+        holders = {
+            n for n, s in services.items() if secret in map(str, (s.get("environment") or {}).values())
+        }
+        assert holders <= services_allowed, f"a secret reaches {sorted(holders - services_allowed)}"
+    datasource = (
+        REPO / "deploy" / "grafana" / "provisioning" / "datasources" / "datasources.yml"
+    ).read_text()
+    assert "user: ${GRAFANA_PG_USER}" in datasource and "password: ${GRAFANA_PG_PASSWORD}" in datasource
+    # The pipeline's MinIO policy names only the lake bucket and only object/bucket data actions.
+    init = services["minio-init"]["environment"]
+    policy = json.loads(init["LAKE_POLICY"].replace("BUCKET", init["BUCKET"]))
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow"
+        assert all(a.startswith("s3:") and "*" not in a for a in statement["Action"])
+        for resource in statement["Resource"]:
+            assert resource in (f"arn:aws:s3:::{init['BUCKET']}", f"arn:aws:s3:::{init['BUCKET']}/*")

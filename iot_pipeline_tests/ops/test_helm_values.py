@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from iot_pipeline_tests.ops.support import DEPLOY
+from iot_pipeline_tests.ops.support import DEPLOY, instance_rules
 
 VALUES = DEPLOY / "helm" / "values.yaml"
 
@@ -37,6 +37,7 @@ CHART_TOP_LEVEL = {
     "serviceAccount",
     "retention",
     "additionalInstanceConfig",
+    "concurrency",
 }
 USER_DEPLOYMENT_KEYS = {
     "name",
@@ -128,13 +129,18 @@ def test_k8s_run_launcher_and_external_postgres() -> None:
 
 
 def test_queue_limits_match_the_compose_instance() -> None:
-    instance = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())["run_coordinator"]["config"]
+    """The chart's ``concurrency`` renders the same rules deploy/dagster.yaml holds, read from it."""
+    rules = instance_rules()
     coordinator = values()["dagsterDaemon"]["runCoordinator"]
     assert coordinator["enabled"] is True and coordinator["type"] == "QueuedRunCoordinator"
     queued = coordinator["config"]["queuedRunCoordinator"]
-    assert queued["maxConcurrentRuns"] == instance["max_concurrent_runs"]
-    assert queued["tagConcurrencyLimits"] == instance["tag_concurrency_limits"]
-    assert {"key": "iot-pipeline/spark", "limit": 2} in queued["tagConcurrencyLimits"]
+    # The chart fails when a limit is set both here and under `concurrency`.
+    assert not {"maxConcurrentRuns", "tagConcurrencyLimits"} & set(queued)
+    concurrency = values()["concurrency"]
+    assert concurrency["runs"]["maxConcurrentRuns"] == rules["max_concurrent_runs"]
+    assert concurrency["runs"].get("tagConcurrencyLimits", []) == rules["tag_concurrency_limits"]
+    assert concurrency.get("pools", {}).get("defaultLimit") == rules["pool_default_limit"]
+    assert concurrency.get("pools", {}).get("granularity") == rules["pool_granularity"]
 
 
 def test_spark_executors_read_the_same_secret() -> None:
