@@ -5,9 +5,16 @@ within each hour, so a day can only hold a repeat if one id landed in two hours;
 the rows means hashing every event_id of the day into one set, which was the largest cost of the
 daily p95 (docs/assets.md, "How the daily p95 is computed"). Silver reads every id of an hour when it
 writes the hour anyway, so it also stores, per silver file, the file's name, its row count and the
-64-bit hashes of its ids as one array (about 8 bytes per event, one file per day under
-``silver/event_id_index``). The day's check is then the distinct count of a few dozen arrays
-instead of millions of rows.
+64-bit hashes of its ids as one array (about 8 bytes per event, one file per hour under
+``silver/event_id_index/event_date=D/event_hour=H``). The day's check is then the distinct count of a
+few dozen arrays instead of millions of rows.
+
+One file per hour, not per day: a run writes exactly its own hours' index partitions and never reads
+or rewrites another hour's, so runs of different hours of the same day cannot break each other (with
+one file per day, each run rewrote the day's file while another run could be reading or replacing it:
+``FAILED_READ_FILE.FILE_NOT_EXIST``). Files of the earlier one-file-per-day layout are removed when
+one of their day's hours is written (that day is then checked from its rows until its hours are
+indexed again).
 
 An index row is trusted only for the exact file it names. A day whose silver listing differs from its
 index in any hour (an hour written before the index existed, by hand, or left half-written by a
@@ -25,7 +32,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from iot_pipeline.assets.windows import day_dirs, partition_filter_sql
+from iot_pipeline.assets.windows import day_dirs, hour_dirs
 from iot_pipeline.contract.spark_schema import PARTITION_COLUMNS, PARTITION_FIELDS
 from iot_pipeline.storage import parquet_io as pio
 
@@ -33,7 +40,7 @@ FILE = "file"
 ROWS = "rows"
 HASHES = "id_hashes"
 
-# One file per day (partitioned by event_date only): the daily check opens a file per day, not per hour.
+# Partitioned like silver (event_date, event_hour): each run replaces exactly its own hours.
 SCHEMA = T.StructType(
     [
         T.StructField(FILE, T.StringType(), False),
@@ -63,25 +70,22 @@ def per_file(silver: DataFrame, *more: Column) -> DataFrame:
 
 
 def replace_hours(spark: SparkSession, index: str, fresh: DataFrame | None, hours: list[datetime]) -> None:
-    """Make the index rows of ``hours`` exactly ``fresh`` (``per_file`` of what the run wrote; None:
-    nothing); the other hours of those days keep theirs.
-
-    Two runs writing hours of the same day at the same time can drop each other's rows: that only
-    leaves those hours unindexed, and their day checked from its rows.
-    """
-    dirs = day_dirs(index, sorted({f"{h:%Y-%m-%d}" for h in hours}))
-    present = [d for d in dirs.values() if pio.data_files(spark, d)]
-    parts = [] if fresh is None else [fresh.select(*COLUMNS)]
-    if present:
-        parts.append(_read(spark, index, present).filter(~F.expr(partition_filter_sql(hours))))
-    if not parts:
-        return
-    rows = parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])
-    # Eager: the files read above are replaced by the write below.
-    rows = rows.repartition("event_date").localCheckpoint()
-    kept_days = {r["event_date"] for r in rows.select("event_date").distinct().collect()}
-    pio.overwrite_partitions(rows, index, ["event_date"])
-    pio.delete_partitions(spark, [d for day, d in dirs.items() if day not in kept_days])
+    """Make the index partitions of ``hours`` exactly ``fresh`` (``per_file`` of what the run wrote;
+    None: nothing). Other hours are never read nor touched, so concurrent runs of other hours are safe."""
+    days = sorted({f"{h:%Y-%m-%d}" for h in hours})
+    for day_dir in day_dirs(index, days).values():  # the earlier one-file-per-day layout, if any
+        for path in _day_level_files(spark, day_dir):
+            pio.delete(spark, path)
+    written: set[tuple[str, int]] = set()
+    if fresh is not None:
+        rows = fresh.select(*COLUMNS)  # the caller persists it (silver reads the fresh files once)
+        written = {
+            (r["event_date"], r["event_hour"]) for r in rows.select(*PARTITION_COLUMNS).distinct().collect()
+        }
+        if written:
+            pio.overwrite_partitions(rows, index, list(PARTITION_COLUMNS))
+    emptied = [d for h, d in hour_dirs(index, hours).items() if (f"{h:%Y-%m-%d}", h.hour) not in written]
+    pio.delete_partitions(spark, emptied)
 
 
 def distinct_ids_by_day(spark: SparkSession, index: str, silver_files: HourFiles) -> dict[str, bool]:
@@ -90,7 +94,14 @@ def distinct_ids_by_day(spark: SparkSession, index: str, silver_files: HourFiles
     Days missing from the result have no usable index; the caller checks their rows.
     """
     days = sorted({day for day, _ in silver_files})
-    present = [d for d in day_dirs(index, days).values() if pio.data_files(spark, d)]
+    present = sorted(
+        {
+            path.rsplit("/", 1)[0]
+            for day_dir in day_dirs(index, days).values()
+            for path, _ in pio.data_files(spark, day_dir)
+            if path.rsplit("/", 2)[-2].startswith("event_hour=")
+        }
+    )
     if not present:
         return {}
     per_day = (
@@ -112,6 +123,11 @@ def distinct_ids_by_day(spark: SparkSession, index: str, silver_files: HourFiles
         if indexed == listed:
             verdicts[r["event_date"]] = r[ROWS] == r["ids"]
     return verdicts
+
+
+def _day_level_files(spark: SparkSession, day_dir: str) -> list[str]:
+    """Data files directly in a day directory (the earlier layout), not in its hour directories."""
+    return [p for p, _ in pio.data_files(spark, day_dir) if p.rsplit("/", 2)[-2].startswith("event_date=")]
 
 
 def _read(spark: SparkSession, index: str, day_dirs_: list[str]) -> DataFrame:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -83,8 +85,9 @@ def test_the_index_matches_silver_and_proves_a_day_without_repeats(
     for f, n, hashes in zip(*(index[c].to_pylist() for c in ("file", "rows", "id_hashes")), strict=True):
         [path] = (tmp_path / "silver" / "events").rglob(f)
         assert n == len(hashes) == pq.read_metadata(path).num_rows
-    # Exactly one index file for the day, whatever the number of hours.
-    assert len(list((tmp_path / "silver" / "event_id_index" / f"event_date={DAY}").glob("*.parquet"))) == 1
+    # One index file per hour (each run writes only its own hours), none at the day level.
+    day_dir = tmp_path / "silver" / "event_id_index" / f"event_date={DAY}"
+    assert len(list(day_dir.glob("event_hour=*/*.parquet"))) == 3 and not list(day_dir.glob("*.parquet"))
 
 
 def test_an_id_in_two_hours_is_a_repeat_and_the_p95_still_counts_it_once(
@@ -125,3 +128,41 @@ def test_rewriting_an_hour_keeps_the_others_and_a_foreign_file_voids_the_day(
     ids = pq.read_table(tmp_path / "silver" / "events", columns=["event_id"])["event_id"].to_pylist()
     assert len(ids) == len(set(ids)) + copy.num_rows
     assert sum(r["events_total"] for r in daily_p95_all_types(silver.df, 1, verdicts)) == len(set(ids))
+
+
+def test_runs_of_different_hours_of_one_day_at_the_same_time_keep_the_index_whole(
+    spark, spark_resource, tmp_path: Path
+) -> None:
+    """The race of the one-file-per-day index: two runs of hours of the same day, truly concurrent
+    (two threads, one Spark application), twice over. Each writes only its own hour partitions, so
+    both succeed and the day's index names exactly the day's silver files."""
+    _three_silver_hours(tmp_path, spark_resource, repeat_across_hours=False)
+    for _ in range(2):
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = [
+                pool.submit(_silver_run, tmp_path, spark_resource, f"{DAY}-0{h}:00", f"{DAY}-0{h}:00")
+                for h in (0, 2)
+            ]
+            for future in futures:
+                future.result()  # a run that failed (e.g. FILE_NOT_EXIST) raises here
+        silver, verdicts = _read(spark, tmp_path)
+        assert verdicts == {DAY: True}
+        indexed = {(DAY, h) for h in _index(tmp_path)["event_hour"].to_pylist()}
+        assert indexed == set(silver.files_by_hour) == {(DAY, 0), (DAY, 1), (DAY, 2)}
+
+
+def test_a_day_file_of_the_earlier_layout_is_replaced_when_an_hour_is_written(
+    spark, spark_resource, tmp_path: Path
+) -> None:
+    _three_silver_hours(tmp_path, spark_resource, repeat_across_hours=False)
+    day_dir = tmp_path / "silver" / "event_id_index" / f"event_date={DAY}"
+    legacy = pq.read_table(day_dir)  # all three hours in one file directly under the day, as before
+    shutil.rmtree(day_dir)
+    day_dir.mkdir()
+    pq.write_table(legacy, day_dir / "part-00000-legacy.snappy.parquet")
+    assert _read(spark, tmp_path)[1] == {}  # not trusted: checked from its rows
+    _silver_run(tmp_path, spark_resource, f"{DAY}-01:00", f"{DAY}-01:00")
+    assert not list(day_dir.glob("*.parquet"))  # removed; only hour 1 is indexed until 0 and 2 re-run
+    assert _read(spark, tmp_path)[1] == {}
+    _silver_run(tmp_path, spark_resource, f"{DAY}-00:00", f"{DAY}-02:00")
+    assert _read(spark, tmp_path)[1] == {DAY: True}
