@@ -1,7 +1,9 @@
 """``iot-pipeline simulate``: the device simulator's command line (also ``python -m iot_pipeline.ingestion``).
 
 Environment defaults are read when the parser is built (at run time, not import time):
-IOT_KAFKA_BOOTSTRAP_SERVERS, IOT_KAFKA_TOPIC, IOT_SIM_METRICS_PORT.
+IOT_KAFKA_BOOTSTRAP_SERVERS, IOT_KAFKA_TOPIC, IOT_SIM_METRICS_PORT. Kafka security (SASL, TLS) comes
+only from the environment (IOT_KAFKA_SECURITY_PROTOCOL, IOT_KAFKA_SASL_*, IOT_KAFKA_SSL_*), never from
+flags, so passwords do not show in process listings.
 """
 
 from __future__ import annotations

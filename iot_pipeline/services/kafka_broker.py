@@ -4,6 +4,10 @@ No Docker: the broker jars come from Maven Central through the machine's Maven (
 repository, so later starts need no network) and run on the machine's Java. The process is started
 detached with a pid file under its state directory, so ``start`` returns and a ``stop`` from another
 process (the CLI, a Makefile target) finds it again.
+
+With ``security`` the broker also serves a SASL_SSL listener (SCRAM over TLS, as production clusters
+do), with a certificate signed by a throwaway CA that :func:`make_tls` generates with ``openssl``; the
+PLAINTEXT listener stays for the broker's own health checks and inter-broker traffic.
 """
 
 from __future__ import annotations
@@ -12,13 +16,14 @@ import base64
 import contextlib
 import hashlib
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from iot_pipeline.services.maven import require_tool, resolve_classpath
@@ -58,6 +63,65 @@ class KafkaBrokerError(RuntimeError):
 
 class PortInUseError(KafkaBrokerError):
     """A port the broker needs is taken; the message names the setting that chooses it."""
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A CA and the broker's key store signed by it (PKCS#12, the format Kafka's JVM reads natively)."""
+
+    ca_file: Path
+    keystore: Path
+    keystore_password: str = field(repr=False)
+
+
+def make_tls(directory: Path, host: str = HOST, days: int = 7) -> TlsFiles:
+    """A throwaway CA and a broker certificate for ``host`` (IP and DNS names), made with ``openssl``.
+
+    Nothing here is secret beyond the test or local session: keys are generated, never committed.
+    """
+    openssl = require_tool("openssl", "install openssl (Debian: apt-get install openssl).")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    password = secrets.token_hex(16)
+    ca_key, ca_pem = directory / "ca.key", directory / "ca.pem"
+    key, csr, pem = directory / "broker.key", directory / "broker.csr", directory / "broker.pem"
+    ext = directory / "broker.ext"
+    ext.write_text(
+        f"subjectAltName=IP:{host},DNS:localhost\nextendedKeyUsage=serverAuth\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+    )
+    keystore = directory / "broker.p12"
+
+    def run(*args: str) -> None:
+        result = subprocess.run([openssl, *args], capture_output=True, text=True, timeout=60)
+        if result.returncode != 0:
+            raise KafkaBrokerError(f"openssl {args[0]} failed: {result.stderr.strip()}")
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca_pem),
+        "-days", str(days), "-subj", "/CN=iot-pipeline local Kafka CA",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")  # fmt: skip
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={host}")
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca_pem), "-CAkey", str(ca_key), "-CAcreateserial",
+        "-out", str(pem), "-days", str(days), "-extfile", str(ext))  # fmt: skip
+    run("pkcs12", "-export", "-in", str(pem), "-inkey", str(key), "-certfile", str(ca_pem),
+        "-name", "broker", "-out", str(keystore), "-passout", f"pass:{password}")  # fmt: skip
+    for private in (ca_key, key, keystore):
+        private.chmod(0o600)
+    return TlsFiles(ca_pem, keystore, password)
+
+
+@dataclass(frozen=True)
+class BrokerSecurity:
+    """A SASL_SSL listener on ``port``: TLS from ``tls``, SCRAM logins for ``users`` (name -> password)."""
+
+    port: int
+    tls: TlsFiles
+    users: dict[str, str] = field(repr=False)
+    mechanism: str = "SCRAM-SHA-512"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{HOST}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -136,6 +200,7 @@ class KafkaBroker:
     controller_port: int = 9093
     heap: str = "512m"
     version: str = KAFKA_VERSION
+    security: BrokerSecurity | None = None
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir).resolve()
@@ -193,10 +258,31 @@ class KafkaBroker:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self.log4j_file.write_text(_LOG4J2_XML.format(log=self.log_file))
         self.properties_file.write_text(self.server_properties())
+        if self.security is not None:
+            self.properties_file.chmod(0o600)  # holds the key store's password
         return classpath
 
     def _listeners(self) -> str:
-        return f"PLAINTEXT://{self.bootstrap_servers},CONTROLLER://{HOST}:{self.controller_port}"
+        listeners = f"PLAINTEXT://{self.bootstrap_servers},CONTROLLER://{HOST}:{self.controller_port}"
+        if self.security is not None:
+            listeners += f",SASL_SSL://{self.security.bootstrap_servers}"
+        return listeners
+
+    def _security_properties(self) -> dict[str, str]:
+        sec = self.security
+        if sec is None:
+            return {}
+        prefix = "listener.name.sasl_ssl"
+        return {
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL",
+            "sasl.enabled.mechanisms": sec.mechanism,
+            f"{prefix}.ssl.keystore.type": "PKCS12",
+            f"{prefix}.ssl.keystore.location": str(sec.tls.keystore),
+            f"{prefix}.ssl.keystore.password": sec.tls.keystore_password,
+            f"{prefix}.{sec.mechanism.lower()}.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+        }
 
     def _running_listeners(self) -> str:
         for line in self.properties_file.read_text().splitlines():
@@ -233,6 +319,7 @@ class KafkaBroker:
             "replica.fetch.max.bytes": str(2 * 1024 * 1024),
             "num.network.threads": "2",
             "num.io.threads": "4",
+            **self._security_properties(),
         }
         return "".join(f"{key}={value}\n" for key, value in settings.items())
 
@@ -291,6 +378,12 @@ class KafkaBroker:
         """Format the log directory once; an already formatted directory keeps its data."""
         if self.formatted:
             return False
+        # SCRAM credentials live in the KRaft metadata: written at format time, before the first start.
+        scram = [
+            arg
+            for name, password in (self.security.users.items() if self.security else ())
+            for arg in ("--add-scram", f"{self.security.mechanism}=[name={name},password={password}]")
+        ]
         fmt = self._java(
             classpath,
             "kafka.tools.StorageTool",
@@ -300,6 +393,7 @@ class KafkaBroker:
             new_cluster_id(),
             "-c",
             str(self.properties_file),
+            *scram,
         )
         result = subprocess.run(fmt, capture_output=True, text=True)
         if result.returncode != 0:
@@ -343,6 +437,7 @@ class KafkaBroker:
         for port, setting in (
             (self.port, "the broker port (--port, or the port in IOT_KAFKA_BOOTSTRAP_SERVERS)"),
             (self.controller_port, "the controller port (--controller-port or IOT_KAFKA_CONTROLLER_PORT)"),
+            *([(self.security.port, "the SASL_SSL port (--sasl-ssl-port)")] if self.security else []),
         ):
             if not _port_free(port):
                 raise PortInUseError(
