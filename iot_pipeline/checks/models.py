@@ -123,7 +123,8 @@ def device_minute_stats_model() -> pa.DataFrameSchema:
                 "more flagged events than events in the minute",
             ),
         ],
-        unique=["device_id", "window_start"],
+        # A device whose events name two types in one minute is two series: both rows are kept.
+        unique=["device_id", "device_type", "window_start"],
         strict=True,
         name="silver/device_minute_stats",
     )

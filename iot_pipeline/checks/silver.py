@@ -15,7 +15,7 @@ from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import SparkResource
 
 EVENTS_UNIQUE = "event_id:unique"
-STATS_UNIQUE = "device_id+window_start:unique"
+STATS_UNIQUE = "device_id+device_type+window_start:unique"
 
 
 @dg.multi_asset_check(
@@ -68,7 +68,8 @@ def silver_events_quality(
             SILVER_DEVICE_MINUTE_STATS,
             HOURLY,
             blocking=True,
-            description="One row per (device_id, window_start).",
+            description="One row per (device_id, device_type, window_start): the statistics' grouping key "
+            "(a device whose events name two types gets one series per type).",
         ),
     ],
 )
