@@ -56,3 +56,13 @@ def make_request(
         return dg.RunRequest.for_asset_graph_subset(graph_subset, tags=tags)
     (key,) = keys
     return dg.RunRequest(partition_key=key, run_key=request.id, tags=tags)
+
+
+def requested_partitions(request: dg.RunRequest) -> list[str]:
+    """The partition keys a sensor's request covers: its partition, or every partition of its backfill."""
+    if request.asset_graph_subset is None:
+        return [request.partition_key] if request.partition_key else []
+    keys: set[str] = set()
+    for subset in request.asset_graph_subset.partitions_subsets_by_asset_key.values():
+        keys.update(subset.get_partition_keys())
+    return sorted(keys)

@@ -28,6 +28,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     from iot_pipeline.sensors import sensor_resources
     from iot_pipeline.sensors.daily import daily_rollup_sensor
     from iot_pipeline.sensors.hourly import bronze_hours_sensor
+    from iot_pipeline.sensors.settings import SensorSettingsResource
     from iot_pipeline.streaming.resource import SparkStreamingResource, StreamMode
     from iot_pipeline_tests.e2e.test_pipeline_e2e import RANGE_TAGS, contiguous_ranges
 
@@ -69,7 +70,12 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
 
         instance = dg.DagsterInstance.ephemeral()
         resources = {"spark": spark, "lake": lake, "kafka": kafka, **sensor_resources()}
-        sensor_res = {"lake": lake, **sensor_resources()}
+        # One run request per hour (no ranged backfills), so every hour carries its fingerprint tags.
+        sensor_res = {
+            "lake": lake,
+            **sensor_resources(),
+            "sensor_settings": SensorSettingsResource(backfill_min_partitions=10**6),
+        }
         with dg.build_sensor_context(instance=instance, resources=sensor_res) as context:
             hourly = bronze_hours_sensor(context)
         keys = [r.partition_key for r in hourly.run_requests]

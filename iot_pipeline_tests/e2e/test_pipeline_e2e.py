@@ -27,6 +27,7 @@ from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import SparkResource
 from iot_pipeline.sensors import sensor_resources
+from iot_pipeline.sensors.catchup import requested_partitions
 from iot_pipeline.sensors.daily import daily_rollup_sensor
 from iot_pipeline.sensors.hourly import bronze_hours_sensor
 from iot_pipeline.streaming.resource import SparkStreamingResource, StreamMode
@@ -133,7 +134,7 @@ def test_simulated_history_flows_to_the_daily_p95(
     # Hourly: one tick requests every closed hour with data, late hours of the day before included.
     with dg.build_sensor_context(instance=instance, resources=sensor_res) as context:
         hourly = bronze_hours_sensor(context)
-    keys = [r.partition_key for r in hourly.run_requests]
+    keys = [k for r in hourly.run_requests for k in requested_partitions(r)]  # runs and backfills
     event_hours = {
         datetime.fromisoformat(r.event["event_timestamp"].replace("Z", "+00:00")).strftime("%Y-%m-%d-%H:00")
         for r in records
@@ -156,7 +157,7 @@ def test_simulated_history_flows_to_the_daily_p95(
     # Daily: the day is requested once its hours are materialised.
     with dg.build_sensor_context(instance=instance, resources=sensor_res) as context:
         daily = daily_rollup_sensor(context)
-    days = sorted(r.partition_key for r in daily.run_requests)
+    days = sorted(k for r in daily.run_requests for k in requested_partitions(r))
     assert DAY in days
     result = dg.materialize(
         [*ASSETS, *CHECKS],
