@@ -32,8 +32,9 @@ fi
 command -v mvn >/dev/null || apt_install maven
 if [[ $want_test -eq 1 ]]; then
   # docker-compose validates the compose file without an engine; prometheus brings promtool;
-  # postgresql backs the Dagster-instance test; golang builds MinIO when the machine has no Go.
-  apt_install docker-compose prometheus postgresql
+  # postgresql backs the Dagster-instance test; kcat is the outside Kafka client of the untrusted-input
+  # tests; golang builds MinIO when the machine has no Go.
+  apt_install docker-compose prometheus postgresql kcat
   command -v go >/dev/null || [[ -x /usr/local/go/bin/go ]] || apt_install golang-go
 fi
 

@@ -198,7 +198,7 @@ def fuzz_corpus(
         out.append(FuzzRecord(b"resend", payload, None, "resend", event_id))
     n_bad = max(0, n - len(out))
     crafted: list[FuzzRecord] = []
-    while len(crafted) < max(n_bad // 2, 1):
+    while n_bad and len(crafted) < max(n_bad // 2, 1):
         for payload, reason in handcrafted(events, now, max_record_bytes):
             crafted.append(FuzzRecord(b"crafted", payload, reason, reason))
     out += crafted
