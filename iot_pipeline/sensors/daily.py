@@ -222,7 +222,7 @@ def evaluate_days(
     name="daily_rollup_sensor",
     description="Materialises the daily gold assets of a closed day once its hours are materialised "
     "(and their runs, blocking checks included, succeeded), and again whenever one of its hours changes.",
-    target=DAILY_TARGET,
+    asset_selection=DAILY_TARGET,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )

@@ -250,7 +250,7 @@ def evaluate_bronze_hours(
     description="Materialises silver/events and silver/device_minute_stats for each closed bronze hour "
     "that is new or received late rows (fingerprint = files, bytes, newest write): at most one request "
     "per hour in flight, late rows debounced, failed runs requested again, ranges as one backfill.",
-    target=HOURLY_TARGET,
+    asset_selection=HOURLY_TARGET,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
