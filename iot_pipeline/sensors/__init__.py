@@ -4,11 +4,12 @@
 """
 
 from iot_pipeline.resources.defaults import s3_resource
+from iot_pipeline.sensors.bronze_report import bronze_report_sensor
 from iot_pipeline.sensors.daily import daily_rollup_sensor
 from iot_pipeline.sensors.hourly import bronze_hours_sensor
 from iot_pipeline.sensors.settings import default_sensor_settings
 
-SENSORS: list = [bronze_hours_sensor, daily_rollup_sensor]
+SENSORS: list = [bronze_hours_sensor, daily_rollup_sensor, bronze_report_sensor]
 
 
 def sensor_resources() -> dict:

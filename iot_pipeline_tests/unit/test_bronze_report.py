@@ -1,0 +1,127 @@
+"""The bronze report sensor on real Parquet hours and a real (ephemeral) Dagster instance.
+
+What the UI shows for ``bronze/events`` is what the instance holds, so every assertion reads the
+instance: which hour partitions are materialised, and with what metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+from dagster_aws.s3 import S3Resource
+
+from iot_pipeline.assets.keys import BRONZE_EVENTS
+from iot_pipeline.resources.lake import LakeResource
+from iot_pipeline.sensors import SENSORS
+from iot_pipeline.sensors.bronze_report import bronze_report_sensor, evaluate_bronze_report
+from iot_pipeline.sensors.settings import SensorSettingsResource
+from iot_pipeline.storage.layout import LakeLayout, hour_partition_dir
+
+NOW = datetime.now(timezone.utc).replace(minute=30, second=0, microsecond=0)
+RECENT = NOW.replace(minute=0) - timedelta(hours=3)  # closed (grace 15 min), inside the lookback
+OPEN = NOW.replace(minute=0)  # the current hour: not closed yet
+OLD = datetime(2026, 1, 5, 7, tzinfo=timezone.utc)  # older than the lookback: history
+
+
+def key(h: datetime) -> str:
+    return h.strftime("%Y-%m-%d-%H:%M")
+
+
+def land(root: Path, hour: datetime, batch: int, kafka_partition: int, offsets: range) -> None:
+    """One micro-batch file as the stream writes it (one Kafka partition per file)."""
+    n = len(offsets)
+    base = hour + timedelta(minutes=1)
+    table = pa.table(
+        {
+            "event_id": [f"e{batch}-{i}" for i in range(n)],
+            "event_timestamp": pa.array(
+                [base + timedelta(seconds=i) for i in range(n)], pa.timestamp("us", tz="UTC")
+            ),
+            "kafka_partition": pa.array([kafka_partition] * n, pa.int32()),
+            "kafka_offset": pa.array(list(offsets), pa.int64()),
+        }
+    )
+    directory = Path(hour_partition_dir(LakeLayout(str(root)).bronze_events, hour)) / f"ingest_batch={batch}"
+    directory.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, directory / f"part-{kafka_partition:05d}.snappy.parquet")
+
+
+def tick(root: Path, instance: dg.DagsterInstance, cursor: str | None, now: datetime = NOW) -> str:
+    ctx = dg.build_sensor_context(
+        cursor=cursor,
+        instance=instance,
+        resources={
+            "lake": LakeResource(root=str(root)),
+            "sensor_settings": SensorSettingsResource(),
+            "s3": S3Resource(),  # unused: local lake
+        },
+    )
+    result = evaluate_bronze_report(ctx, LakeResource(root=str(root)), SensorSettingsResource(), now=now)
+    assert not result.run_requests
+    return result.cursor
+
+
+def reports(instance: dg.DagsterInstance) -> list[dg.AssetMaterialization]:
+    records = instance.fetch_materializations(BRONZE_EVENTS, limit=1000).records
+    return [r.asset_materialization for r in reversed(records)]
+
+
+def test_hours_are_reported_once_per_change_with_footer_metadata(tmp_path: Path) -> None:
+    land(tmp_path, RECENT, 0, 0, range(100, 150))
+    land(tmp_path, RECENT, 0, 1, range(7, 17))
+    land(tmp_path, OPEN, 0, 2, range(0, 5))
+    land(tmp_path, OLD, 0, 0, range(0, 20))
+    with dg.instance_for_test() as instance:
+        cursor = tick(tmp_path, instance, None)
+        first = reports(instance)
+        assert sorted(m.partition for m in first) == sorted([key(OLD), key(RECENT), key(OPEN)])
+        assert instance.get_materialized_partitions(BRONZE_EVENTS) == {key(OLD), key(RECENT), key(OPEN)}
+        recent = next(m for m in first if m.partition == key(RECENT))
+        meta = {k: v.value for k, v in recent.metadata.items()}
+        assert meta["rows"] == meta["dagster/row_count"] == 60
+        assert meta["files"] == 2
+        assert meta["closed"] is True
+        assert meta["kafka_offsets"] == {"0": {"first": 100, "last": 149}, "1": {"first": 7, "last": 16}}
+        newest = (RECENT + timedelta(minutes=1, seconds=49)).timestamp()
+        assert meta["newest_event_time"] == newest
+        assert {k: v.value for k, v in next(m for m in first if m.partition == key(OPEN)).metadata.items()}[
+            "closed"
+        ] is False
+
+        # Nothing changed: nothing reported (idempotent), and history is not scanned again.
+        cursor = tick(tmp_path, instance, cursor)
+        assert len(reports(instance)) == 3
+        assert json.loads(cursor)["scan"] == f"{NOW - timedelta(hours=168):%Y-%m-%d}"
+
+        # Late rows in a closed hour, and the open hour closing: each reported once more.
+        land(tmp_path, RECENT, 1, 0, range(150, 160))
+        later = NOW + timedelta(hours=1)
+        cursor = tick(tmp_path, instance, cursor, now=later)
+        new = reports(instance)[3:]
+        assert sorted(m.partition for m in new) == sorted([key(RECENT), key(OPEN)])
+        late = next(m for m in new if m.partition == key(RECENT))
+        assert late.metadata["rows"].value == 70
+        assert late.metadata["kafka_offsets"].value["0"] == {"first": 100, "last": 159}
+        assert next(m for m in new if m.partition == key(OPEN)).metadata["closed"].value is True
+        tick(tmp_path, instance, cursor, now=later)
+        assert len(reports(instance)) == 5
+
+
+def test_a_lost_cursor_reports_recent_hours_again_but_an_empty_lake_nothing(tmp_path: Path) -> None:
+    with dg.instance_for_test() as instance:
+        tick(tmp_path, instance, None)  # no bronze directory at all
+        assert reports(instance) == []
+        land(tmp_path, RECENT, 0, 0, range(3))
+        tick(tmp_path, instance, "not json")
+        assert [m.partition for m in reports(instance)] == [key(RECENT)]
+
+
+def test_sensor_is_registered_and_requests_no_runs() -> None:
+    assert bronze_report_sensor in SENSORS
+    assert bronze_report_sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert not bronze_report_sensor.targets
