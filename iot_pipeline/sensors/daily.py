@@ -58,6 +58,8 @@ class DayCursor:
     pending: set[str] = field(default_factory=set)
     requests: list[Request] = field(default_factory=list)
     days: dict[str, list] = field(default_factory=dict)
+    # The last pending day checked: the next tick continues after it, so every day gets its turn.
+    rotate: str = ""
 
     @classmethod
     def parse(cls, raw: str | None) -> DayCursor:
@@ -68,7 +70,8 @@ class DayCursor:
         if not isinstance(doc, dict) or doc.get("v") != CURSOR_VERSION:
             return cls()
         days = {str(k): [str(v[0]), float(v[1])] for k, v in (doc.get("days") or {}).items()}
-        return cls(doc.get("after"), set(doc.get("pending") or []), load_requests(doc.get("requests")), days)
+        pending, requests = set(doc.get("pending") or []), load_requests(doc.get("requests"))
+        return cls(doc.get("after"), pending, requests, days, str(doc.get("rotate") or ""))
 
     def dump(self) -> str:
         doc = {
@@ -77,6 +80,7 @@ class DayCursor:
             "pending": sorted(self.pending),
             "requests": [r.dump() for r in self.requests],
             "days": {k: [v[0], round(v[1], 1)] for k, v in sorted(self.days.items())},
+            "rotate": self.rotate,
         }
         return json.dumps(doc, separators=(",", ":"))
 
@@ -158,7 +162,9 @@ def evaluate_days(
 
     busy = busy_partitions(instance, (*HOURLY_PARENTS, *DAILY_ASSETS))
     due: dict[datetime, str] = {}
-    for day in sorted(cursor.pending):
+    pending = sorted(cursor.pending)
+    checked, deferred = 0, 0
+    for day in [d for d in pending if d > cursor.rotate] + [d for d in pending if d <= cursor.rotate]:
         start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc)
         if day < first_day:
             cursor.pending.discard(day)
@@ -172,6 +178,11 @@ def evaluate_days(
         if busy.hour_runs(day):
             notes.append(f"{day}: wait (hourly runs in flight)")
             continue
+        if checked >= max(1, settings.max_days_per_tick):
+            deferred += 1  # bounded tick: the other pending days are checked on the next ticks
+            continue
+        checked += 1
+        cursor.rotate = day
         state, storage_id, reason = day_readiness(
             instance, day, hours_of_days(listing, layout.bronze_events, [day])
         )
@@ -209,6 +220,10 @@ def evaluate_days(
     # Bounded cursor: built days are kept for the late-data lookback only.
     floor = f"{now - timedelta(hours=settings.late_lookback_hours) - DAY:%Y-%m-%d}"
     cursor.days = {k: v for k, v in cursor.days.items() if k >= floor or k in cursor.pending}
+    if deferred:
+        notes.append(f"{deferred} more pending day(s) checked on the next ticks")
+    if len(notes) > 40:  # a catch-up can leave hundreds of days pending: keep the log readable
+        notes = [*notes[:20], f"... {len(notes) - 30} more ...", *notes[-10:]]
     if notes:
         context.log.info("; ".join(notes))
     if not requests:

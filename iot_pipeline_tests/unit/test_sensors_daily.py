@@ -248,3 +248,21 @@ def test_a_failed_day_run_follows_a_fixed_hour_at_once(tmp_path: Path, instance)
     run_hour(instance, hour(2))  # the hour was re-run (fixed): no need to wait for the back-off
     fixed = tick(tmp_path, instance, failed.cursor, now=NOW + timedelta(minutes=12))
     assert [r.partition_key for r in fixed.run_requests] == ["2026-01-05"]
+
+
+def test_a_tick_checks_a_bounded_number_of_pending_days_in_turn(tmp_path: Path, instance) -> None:
+    for d in range(5):
+        land(tmp_path, hour(24 * d))
+        land(tmp_path, hour(24 * d + 1))  # never materialised: every day waits
+        run_hour(instance, hour(24 * d))
+    context = dg.build_sensor_context(instance=instance, resources={"s3": S3Resource()})
+    settings = SensorSettingsResource(max_days_per_tick=2)
+    seen: list[str] = []
+    cursor = None
+    for _ in range(3):
+        context = dg.build_sensor_context(instance=instance, cursor=cursor)
+        result = evaluate_days(context, LakeResource(root=str(tmp_path)), settings)
+        cursor = result.cursor
+        seen.append(DayCursor.parse(cursor).rotate)
+        assert "more pending day(s)" in result.skip_reason.skip_message
+    assert seen == ["2026-01-06", "2026-01-08", "2026-01-05"]  # two per tick, wrapping around
