@@ -1,4 +1,4 @@
-"""``iot-pipeline checkpoint show|lag|reset``: the stream's Kafka position, seen and moved from a shell.
+"""``iot-pipeline checkpoint show|lag|reset|unlock``: the stream's Kafka position, seen and moved from a shell.
 
 ``show`` prints the committed batch and offsets; ``lag`` compares them with Kafka's end offsets (exit
 1 when the total lag exceeds ``--max-lag``, for health checks); ``reset`` moves the checkpoint aside
@@ -14,11 +14,13 @@ import argparse
 import json
 import os
 import sys
+import time
 from typing import Any
 
 from iot_pipeline.resources.kafka import KafkaConfigError, KafkaResource
 from iot_pipeline.storage.layout import LakeLayout, normalize_root
 from iot_pipeline.streaming.checkpoint import (
+    BRONZE_QUERY,
     RESET_FROM,
     CheckpointError,
     consumer_lag,
@@ -26,6 +28,7 @@ from iot_pipeline.streaming.checkpoint import (
     read_state,
     reset_checkpoint,
 )
+from iot_pipeline.streaming.lock import force_unlock, live_holder
 
 
 def _layout(args: argparse.Namespace) -> LakeLayout:
@@ -62,12 +65,26 @@ def lag(args: argparse.Namespace) -> int:
 
 
 def reset(args: argparse.Namespace) -> int:
+    holder = live_holder(_layout(args), BRONZE_QUERY)
+    if holder is not None:  # a running query would keep writing to the moved directory
+        raise CheckpointError(
+            f"a stream is running on this checkpoint ({holder.describe(time.time())}): stop it first"
+        )
     moved, resume = reset_checkpoint(_layout(args), args.start_from)
     print(f"checkpoint moved to {moved}")
     print(
         f"next start: ingest_batch from {resume.batch_base}, starting offsets "
         f"{json.dumps(resume.starting_offsets) if resume.starting_offsets else 'as configured'}"
     )
+    return 0
+
+
+def unlock(args: argparse.Namespace) -> int:
+    holder = force_unlock(_layout(args), BRONZE_QUERY)
+    if holder is None:
+        print("no stream lease: nothing to remove")
+    else:
+        print(f"removed the stream lease of pid {holder.pid} on {holder.host} (run {holder.dagster_run_id})")
     return 0
 
 
@@ -120,4 +137,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "topic (silver removes the repeats); latest: skip what Kafka holds now",
     )
     reset_parser.set_defaults(func=_guarded(reset))
+    sub.add_parser(
+        "unlock",
+        help="remove the stream's checkpoint lease at once (only when sure no stream runs on this lake)",
+    ).set_defaults(func=_guarded(unlock))
     return parser

@@ -23,7 +23,7 @@ class StreamConfig(dg.Config):
 def run_stream(
     context: dg.OpExecutionContext, config: StreamConfig, streaming: SparkStreamingResource
 ) -> None:
-    totals = streaming.run(config.mode, log=context.log.info)
+    totals = streaming.run(config.mode, log=context.log.info, run_id=context.run_id)
     context.log.info(
         f"stream stopped after {totals.batches} batches: {totals.input_rows} records, "
         f"{totals.bronze_rows} to bronze, quarantined {totals.quarantined or 'none'}, "

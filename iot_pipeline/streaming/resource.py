@@ -33,6 +33,7 @@ from iot_pipeline.resources.spark import SparkResource
 from iot_pipeline.storage.layout import LakeLayout, is_local
 from iot_pipeline.storage.s3 import check_bucket
 from iot_pipeline.streaming.checkpoint import BRONZE_QUERY, Resume, read_resume
+from iot_pipeline.streaming.lock import StreamLock, StreamLockError, clean_staging
 from iot_pipeline.streaming.metrics import ProgressListener, StreamMetrics
 from iot_pipeline.streaming.sink import BatchResult, BronzeBatchWriter
 from iot_pipeline.streaming.state import WatermarkPublisher
@@ -70,6 +71,7 @@ class StreamHandle:
     listener: ProgressListener
     totals: StreamTotals
     _stopped: bool = False
+    lock: StreamLock | None = None  # the checkpoint's single-writer lease (iot_pipeline.streaming.lock)
 
     @property
     def active(self) -> bool:
@@ -99,6 +101,8 @@ class StreamHandle:
                 query.stop()
         self.spark.streams.removeListener(self.listener)
         self.metrics.shutdown()
+        if self.lock is not None:
+            self.lock.release()
 
 
 class SparkStreamingResource(dg.ConfigurableResource):
@@ -120,6 +124,11 @@ class SparkStreamingResource(dg.ConfigurableResource):
     quarantine_to_kafka: bool = False
     metrics_port: int = 9109
     metrics_host: str = "127.0.0.1"
+    # The checkpoint's lease (iot_pipeline.streaming.lock): a holder silent this long is presumed dead.
+    lock_stale_seconds: float = 90.0
+    lock_heartbeat_seconds: float = 10.0
+    # Staging directories of killed writes untouched this long are removed (at start, then periodically).
+    staging_grace_seconds: float = 600.0
 
     def _session(self) -> SparkSession:
         session = getattr(self.spark, "spark_session", None)
@@ -192,12 +201,49 @@ class SparkStreamingResource(dg.ConfigurableResource):
         mode: StreamMode | str = StreamMode.CONTINUOUS,
         log: Callable[[str], None] = print,
         on_batch: Callable[[BatchResult], None] | None = None,
+        run_id: str | None = None,
     ) -> StreamHandle:
+        """Take the checkpoint's lease (a second stream fails here, naming the first), remove old
+        staging leftovers while holding it, then start the query; the lease is kept by a heartbeat."""
         mode = StreamMode(mode)
         self._check_topic()
         self._check_lake()
         spark = self._session()
         layout: LakeLayout = self.lake.layout
+        lock = StreamLock.acquire(
+            spark,
+            layout,
+            BRONZE_QUERY,
+            dagster_run_id=run_id,
+            stale_after_seconds=self.lock_stale_seconds,
+            heartbeat_seconds=self.lock_heartbeat_seconds,
+            log=log,
+        )
+        try:
+            clean_staging(spark, layout, self.staging_grace_seconds, log)
+            handle = self._start_queries(spark, layout, mode, log, on_batch)
+        except BaseException:
+            lock.release()
+            raise
+        handle.lock = lock
+        last_clean = [time.monotonic()]
+
+        def clean_periodically() -> None:
+            if time.monotonic() - last_clean[0] >= max(self.staging_grace_seconds, 60.0):
+                last_clean[0] = time.monotonic()
+                clean_staging(spark, layout, self.staging_grace_seconds, log)
+
+        lock.start_heartbeat(on_lost=lambda _: handle.stop(), every=clean_periodically)
+        return handle
+
+    def _start_queries(
+        self,
+        spark: SparkSession,
+        layout: LakeLayout,
+        mode: StreamMode,
+        log: Callable[[str], None],
+        on_batch: Callable[[BatchResult], None] | None,
+    ) -> StreamHandle:
         metrics = StreamMetrics()
         if self.metrics_port:
             metrics.serve(self.metrics_port, self.metrics_host)
@@ -263,11 +309,14 @@ class SparkStreamingResource(dg.ConfigurableResource):
         mode: StreamMode | str = StreamMode.CONTINUOUS,
         log: Callable[[str], None] = print,
         stop: threading.Event | None = None,
+        run_id: str | None = None,
     ) -> StreamTotals:
         """Start, wait until done or ``stop`` is set, and always stop the queries on the way out."""
-        handle = self.start(mode, log)
+        handle = self.start(mode, log, run_id=run_id)
         try:
             handle.wait(stop)
         finally:
             handle.stop()
+        if handle.lock is not None and handle.lock.lost:
+            raise StreamLockError(f"The stream stopped because {handle.lock.lost}.")
         return handle.totals
