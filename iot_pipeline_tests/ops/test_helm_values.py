@@ -146,3 +146,11 @@ def test_queue_limits_match_the_compose_instance() -> None:
 def test_spark_executors_read_the_same_secret() -> None:
     conf = (DEPLOY / "spark" / "spark-defaults.conf").read_text()
     assert "spark.kubernetes.executor.secretKeyRef.AWS_ACCESS_KEY_ID        iot-pipeline-env:" in conf
+
+
+def test_run_retries_match_the_compose_instance() -> None:
+    instance = yaml.safe_load((DEPLOY / "dagster.yaml").read_text()).get("run_retries", {})
+    retries = values()["dagsterDaemon"]["runRetries"]
+    assert retries["enabled"] == instance.get("enabled", False)
+    assert retries["maxRetries"] == instance.get("max_retries", 0)
+    assert retries["retryOnAssetOrOpFailure"] == instance.get("retry_on_asset_or_op_failure", True)
