@@ -12,6 +12,7 @@ from pyspark.sql import types as T
 
 from iot_pipeline.assets import schemas
 from iot_pipeline.assets.event_id_index import distinct_ids_by_day
+from iot_pipeline.assets.freshness import DAILY_P95_FRESHNESS
 from iot_pipeline.assets.gold_logic import (
     MIN_EVENTS,
     P95_COLUMNS,
@@ -99,6 +100,7 @@ def write_outputs(
     owners=OWNERS,
     code_version="4",
     metadata={"dagster/column_schema": schemas.DAILY_EVENT_DURATION_P95, "partitioned_by": "event_date"},
+    freshness_policy=DAILY_P95_FRESHNESS,  # by 02:00 UTC for the day before (assets/freshness.py)
 )
 def daily_event_duration_p95(
     context: dg.AssetExecutionContext, spark: SparkResource, lake: LakeResource, s3: S3Resource

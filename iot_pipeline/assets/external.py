@@ -9,6 +9,7 @@ from __future__ import annotations
 import dagster as dg
 
 from iot_pipeline.assets import schemas
+from iot_pipeline.assets.freshness import BRONZE_FRESHNESS
 from iot_pipeline.assets.keys import (
     BRONZE_EVENTS,
     BRONZE_QUARANTINE,
@@ -45,9 +46,13 @@ bronze_events = dg.AssetSpec(
         "timestamp of each record. Appended continuously, each Kafka record exactly once (idempotent "
         "per-batch writes, checkpointed offsets); may still hold duplicate events "
         "(resends). Late events land in their own event hour. Not materialised by Dagster: "
+        "`bronze_report_sensor` records each hour as it lands, changes late or closes (files, bytes, rows, "
+        "newest event time, Kafka offsets), so the partitions here are the lake's; fresh while the "
+        "stream lands data (warns after 10 minutes without a landed batch, fails after 30). "
         "`silver/events` reads it."
     ),
     group_name=GROUP_INGESTION,
+    freshness_policy=BRONZE_FRESHNESS,
     kinds={"spark", "parquet"},
     owners=OWNERS,
     metadata={

@@ -125,3 +125,20 @@ def test_sensor_is_registered_and_requests_no_runs() -> None:
     assert bronze_report_sensor in SENSORS
     assert bronze_report_sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert not bronze_report_sensor.targets
+
+
+def test_bronze_and_the_daily_p95_carry_freshness_policies() -> None:
+    """The UI shows these; bronze's window is what a running stream keeps fresh through the reports."""
+    from datetime import timedelta as td
+
+    from iot_pipeline.assets.keys import GOLD_DAILY_EVENT_DURATION_P95
+    from iot_pipeline.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    bronze = graph.get(BRONZE_EVENTS).freshness_policy
+    p95 = graph.get(GOLD_DAILY_EVENT_DURATION_P95).freshness_policy
+    assert (bronze.fail_window.to_timedelta(), bronze.warn_window.to_timedelta()) == (
+        td(minutes=30),
+        td(minutes=10),
+    )
+    assert (p95.deadline_cron, p95.lower_bound_delta) == ("0 2 * * *", td(hours=2))
