@@ -10,9 +10,9 @@ records without any error. So a stream takes a lease before it starts its query:
 * The holder refreshes the heartbeat every ``heartbeat_seconds``. A stream that finds a live lease
   fails at once with :class:`StreamLockError`, naming the holder and how to stop it.
 * **Staleness.** A lease is stale when its heartbeat is older than ``stale_after_seconds`` (the
-  holder's own figure, written in the lease), or at once when the holder ran on this host and its
-  process is gone (a kill -9, a crashed container that shares the host). A stale lease is taken
-  over with a warning naming the previous holder; nothing else is needed to recover from a crash.
+  holder's own figure, written in the lease), or at once when the holder ran on this host, in this
+  pid namespace, and its process is gone (a kill -9). A stale lease is taken over with a warning
+  naming the previous holder; nothing else is needed to recover from a crash.
 * A take-over is verified by reading the lease back after a short pause (S3 has no atomic
   create-if-absent through S3A): of two streams racing for a stale lease, the one that does not read
   its own id back fails. A holder whose heartbeat finds another id in the lease (it was presumed dead
@@ -78,6 +78,14 @@ def process_start_ticks(pid: int) -> int | None:
     try:
         return int(fields[19])
     except (IndexError, ValueError):
+        return None
+
+
+def pid_namespace() -> str | None:
+    """This process's pid namespace: a pid is only meaningful within one (containers on one host)."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
         return None
 
 
@@ -149,6 +157,7 @@ class LockOwner:
     heartbeat_at: float
     stale_after_seconds: float
     checkpoint: str
+    pid_ns: str | None = None
 
     def to_json(self) -> str:
         doc = dict(self.__dict__, version=LOCK_VERSION)
@@ -159,7 +168,7 @@ class LockOwner:
     def parse(cls, text: str | None) -> LockOwner | None:
         try:
             doc = json.loads(text or "")
-            return cls(**{k: doc[k] for k in cls.__dataclass_fields__})
+            return cls(**{k: doc[k] for k in cls.__dataclass_fields__ if k in doc})
         except (ValueError, TypeError, KeyError):
             return None
 
@@ -175,7 +184,7 @@ class LockOwner:
         age = now - self.heartbeat_at
         if age > self.stale_after_seconds:
             return f"no heartbeat for {age:.0f}s (stale after {self.stale_after_seconds:.0f}s)"
-        if self.host == host:
+        if self.host == host and self.pid_ns == pid_namespace():
             ticks = process_start_ticks(self.pid)
             if ticks is None or (self.pid_start is not None and ticks != self.pid_start):
                 return f"its process {self.pid} on this host is gone"
@@ -223,6 +232,7 @@ class StreamLock:
             heartbeat_at=now,
             stale_after_seconds=stale_after_seconds,
             checkpoint=layout.checkpoint(query),
+            pid_ns=pid_namespace(),
         )
         lock = cls(spark, location, me, heartbeat_seconds, log, _hadoop=hadoop)
         if hadoop.write(me.to_json(), overwrite=False):
