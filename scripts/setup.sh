@@ -33,8 +33,9 @@ command -v mvn >/dev/null || apt_install maven
 if [[ $want_test -eq 1 ]]; then
   # docker-compose validates the compose file without an engine; prometheus brings promtool;
   # postgresql backs the Dagster-instance test; kcat is the outside Kafka client of the untrusted-input
-  # tests; golang builds MinIO when the machine has no Go.
-  apt_install docker-compose prometheus postgresql kcat
+  # tests; golang builds MinIO when the machine has no Go; chromium is the browser the UI tests drive
+  # through Playwright (Debian's package, so no browser is downloaded at test time).
+  apt_install docker-compose prometheus postgresql kcat chromium
   command -v go >/dev/null || [[ -x /usr/local/go/bin/go ]] || apt_install golang-go
 fi
 
