@@ -58,7 +58,7 @@ class DayCursor:
     pending: set[str] = field(default_factory=set)
     requests: list[Request] = field(default_factory=list)
     days: dict[str, list] = field(default_factory=dict)
-    # The last pending day checked: the next tick continues after it, so every day gets its turn.
+    # The last pending day checked: the next tick continues below it, so every day gets its turn.
     rotate: str = ""
 
     @classmethod
@@ -164,7 +164,10 @@ def evaluate_days(
     due: dict[datetime, str] = {}
     pending = sorted(cursor.pending)
     checked, deferred = 0, 0
-    for day in [d for d in pending if d > cursor.rotate] + [d for d in pending if d <= cursor.rotate]:
+    # Newest first (yesterday's gold before last year's), continuing below the day checked last.
+    newest_first = pending[::-1]
+    order = [d for d in newest_first if cursor.rotate and d < cursor.rotate]
+    for day in order + [d for d in newest_first if d not in order]:
         start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc)
         if day < first_day:
             cursor.pending.discard(day)

@@ -43,8 +43,8 @@ class SensorSettingsResource(dg.ConfigurableResource):
     history_days_per_tick: int = 31
     # A request with no run or backfill in the instance after this long is considered lost and re-made.
     lost_request_minutes: int = 10
-    # Pending days whose hours are checked in the instance per daily tick (in turn, oldest first).
-    max_days_per_tick: int = 14
+    # Pending days whose hours are checked in the instance per daily tick (in turn, newest first).
+    max_days_per_tick: int = 7
 
     def closed_until(
         self,

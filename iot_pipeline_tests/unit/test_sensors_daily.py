@@ -265,4 +265,4 @@ def test_a_tick_checks_a_bounded_number_of_pending_days_in_turn(tmp_path: Path, 
         cursor = result.cursor
         seen.append(DayCursor.parse(cursor).rotate)
         assert "more pending day(s)" in result.skip_reason.skip_message
-    assert seen == ["2026-01-06", "2026-01-08", "2026-01-05"]  # two per tick, wrapping around
+    assert seen == ["2026-01-08", "2026-01-06", "2026-01-09"]  # two per tick, newest first, wrapping
