@@ -141,6 +141,7 @@ def test_every_documented_variable_set_to_a_valid_value(tmp_path: Path) -> None:
         "IOT_S3_ENDPOINT": "http://objects.example:9000",
         "AWS_REGION": "eu-west-1",
         "IOT_SPARK_MASTER": "spark://spark-master:7077",
+        "IOT_SPARK_RUN_LIMIT": "2",
         "IOT_STREAM_TRIGGER_SECONDS": "2.5",
         "IOT_STREAM_METRICS_PORT": "9200",
         "IOT_SIM_METRICS_PORT": "9201",
