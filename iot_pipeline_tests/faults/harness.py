@@ -640,7 +640,7 @@ def documented_globs_agree(lake: Lake, book: FaultLedger) -> bool:
     def count(glob: str) -> int:
         try:
             sql = f"SELECT count(*) FROM read_parquet('{root}/{glob}', hive_partitioning = true)"
-            return duckdb.sql(sql).fetchone()[0]
+            return duckdb.sql(sql).fetchall()[0][0]
         except duckdb.IOException:  # no file matches yet
             return 0
 
