@@ -322,8 +322,19 @@ class StreamLock:
             holder = LockOwner.parse(self._hadoop.read())
             if holder is not None and holder.owner_id == self.owner.owner_id:
                 self._hadoop.delete()
+            return
+        except Exception as exc:  # py4j unusable (interrupted call, JVM gone): try without the JVM
+            first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        try:
+            from iot_pipeline.storage.s3 import lake_filesystem
+
+            text, _ = read_lock_file_at(self.location)
+            holder = LockOwner.parse(text)
+            if holder is not None and holder.owner_id == self.owner.owner_id:
+                fs, path = lake_filesystem(self.location)
+                fs.delete_file(path)
         except Exception as exc:
-            self.log(f"WARNING: could not release the stream lease {self.location}: {exc}")
+            self.log(f"WARNING: could not release the stream lease {self.location}: {first}; {exc}")
 
 
 def read_lock(spark: SparkSession, layout: LakeLayout, query: str) -> LockOwner | None:
@@ -370,11 +381,15 @@ def clean_staging(
 
 def read_lock_file(layout: LakeLayout, query: str) -> tuple[str | None, float | None]:
     """The lease's text and modification time without Spark (pyarrow), for ``iot-pipeline checkpoint``."""
+    return read_lock_file_at(lock_path(layout, query))
+
+
+def read_lock_file_at(location: str) -> tuple[str | None, float | None]:
     from pyarrow import fs as pafs
 
     from iot_pipeline.storage.s3 import lake_filesystem
 
-    fs, path = lake_filesystem(lock_path(layout, query))
+    fs, path = lake_filesystem(location)
     info = fs.get_file_info(path)
     if info.type == pafs.FileType.NotFound:
         return None, None

@@ -86,9 +86,10 @@ class StreamHandle:
     def wait(self, stop: threading.Event | None = None, poll_s: float = 1.0) -> None:
         """Block until every query ends (available-now) or ``stop`` is set (continuous)."""
         while self.active and not (stop is not None and stop.is_set()):
-            for query in self.queries:
-                if query.isActive:
-                    query.awaitTermination(poll_s)
+            # Sleep in Python, not in a py4j call: Dagster turns a run's termination (SIGTERM) into an
+            # exception wherever the op is, and one raised inside a py4j call leaves that connection
+            # out of step, so stopping the queries afterwards would fail.
+            time.sleep(poll_s)
             self.raise_if_failed()
         self.raise_if_failed()
 
@@ -96,13 +97,15 @@ class StreamHandle:
         if self._stopped:
             return
         self._stopped = True
+        # If stopping a query fails it may still run in the JVM: the lease then stays (its heartbeat
+        # goes on while this process lives, and it is stale as soon as the process is gone).
         for query in self.queries:
             if query.isActive:
                 query.stop()
-        self.spark.streams.removeListener(self.listener)
-        self.metrics.shutdown()
         if self.lock is not None:
             self.lock.release()
+        self.spark.streams.removeListener(self.listener)
+        self.metrics.shutdown()
 
 
 class SparkStreamingResource(dg.ConfigurableResource):
