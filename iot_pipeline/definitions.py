@@ -6,9 +6,14 @@ import dagster as dg
 
 from iot_pipeline.assets import ASSETS
 from iot_pipeline.checks import CHECKS
+from iot_pipeline.contract.rules import EventTimeRules
 from iot_pipeline.resources.defaults import default_resources
 from iot_pipeline.sensors import SENSORS, sensor_resources
 from iot_pipeline.streaming.job import stream_to_bronze_job
+
+# The contract's event-time settings are read where each rule is built; a bad value fails the code
+# location here, naming its variable, instead of the first stream batch or hourly run.
+EventTimeRules.from_env()
 
 defs = dg.Definitions(
     assets=ASSETS,

@@ -1,16 +1,15 @@
 """Rebuild missing bronze hours from Kafka in batch mode.
 
 When an hour has no bronze files (fresh deployment, data removed), ``silver/events`` reads the hour
-straight from the topic instead: Kafka records whose *record timestamp* lies within the hour widened
-by a margin on both sides (``replay_margin_minutes``: records produced up to that long before or
-after the hour), parsed and validated by exactly the code the stream uses, then filtered by *event
-time* to the hour. Offsets are looked up per partition with ``offsets_for_times`` so the Spark read
-is bounded on both ends. Events that reached Kafka later than the margin after the hour are not
-recovered by a replay; widen the margin for such a backfill. The bounds assume record timestamps
+straight from the topic: Kafka records whose *record timestamp* lies between ``replay_margin_minutes``
+before the hour and ``replay_lateness_minutes`` after its end (default 7 days: the lateness the
+hourly sensor still re-runs an hour for), parsed and validated by exactly the code the stream uses,
+then filtered by *event time* to the hour. Offsets are looked up per partition with
+``offsets_for_times`` so the Spark read is bounded on both ends. The bounds assume record timestamps
 that follow production (Kafka's default CreateTime set at send time); for history loaded into Kafka
-long after it happened, a negative margin scans the whole retained topic instead. Quarantined records are not written
-anywhere by a replay (the stream's quarantine is authoritative); only valid events reach silver.
-Replayed rows are not written back to bronze: bronze belongs to the stream.
+long after it happened, a negative margin scans the whole retained topic instead. Quarantined records
+are not written anywhere by a replay (the stream's quarantine is authoritative); the valid rows are
+written into bronze as ``ingest_batch=-1`` by ``silver/events``, so bronze stays the single source.
 """
 
 from __future__ import annotations
@@ -114,10 +113,13 @@ def replay_hours(
     margin: timedelta | None,
     columns: list[str],
     max_record_bytes: int = MAX_RECORD_BYTES_DEFAULT,
+    lateness: timedelta | None = None,
 ) -> tuple[DataFrame | None, int]:
     """Bronze-shaped valid rows of ``hours`` rebuilt from Kafka, and the number of records scanned.
 
-    ``margin=None`` scans everything the topic retains (still filtered by event time).
+    Records are read from ``margin`` before each run of hours until ``lateness`` (default: ``margin``)
+    after its end, in Kafka time; ``margin=None`` scans everything the topic retains. Rows are then
+    kept by event time.
     """
     from iot_pipeline.streaming.validation import parse_and_validate  # the stream's own parser
 
@@ -126,7 +128,7 @@ def replay_hours(
     runs = contiguous(hours) if margin is not None else [(None, None)]
     for start, end in runs:
         offsets = (
-            offsets_between(kafka, start - margin, end + margin)
+            offsets_between(kafka, start - margin, end + (margin if lateness is None else lateness))
             if margin is not None
             else offsets_between(kafka, None, None)
         )

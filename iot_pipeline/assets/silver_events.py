@@ -2,6 +2,7 @@
 
 import math
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import dagster as dg
@@ -22,9 +23,11 @@ from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import SPARK_POOL, SparkResource
 from iot_pipeline.storage import parquet_io as pio
+from iot_pipeline.storage.commits import BATCH_COLUMN, REPLAY_BATCH, is_visible, parse_commit
 from iot_pipeline.storage.layout import LakeLayout
 
 LATE_MARGIN_MINUTES = 15  # same as the hourly sensor's default grace period
+REPLAY_LATENESS_MINUTES = 7 * 24 * 60
 
 
 class SilverEventsConfig(dg.Config):
@@ -37,17 +40,54 @@ class SilverEventsConfig(dg.Config):
     )
     replay_margin_minutes: int = Field(
         default=60,
-        description="Replay reads records with Kafka timestamps this far before/after the hour; "
+        description="Replay reads records with Kafka timestamps from this long before the hour; "
         "negative: the whole retained topic.",
+    )
+    replay_lateness_minutes: int = Field(
+        default=REPLAY_LATENESS_MINUTES,
+        description="Replay reads records with Kafka timestamps up to this long after the hour ended: "
+        "the lateness the pipeline accepts (the hourly sensor re-runs hours up to 7 days back).",
+    )
+    allow_emptying_hours: bool = Field(
+        default=False,
+        description="Let the run empty an hour that has silver rows but no input left (no bronze "
+        "files, nothing in Kafka). Off: such a run fails and names the hours instead.",
     )
     target_file_mb: int = Field(default=256, description="Target size of a silver Parquet file.")
 
 
-def read_bronze(spark: SparkSession, dataset: str, hours: list[datetime]) -> DataFrame:
-    """Bronze rows of ``hours``: the hour directories, read directly (the stream commits each
-    micro-batch atomically under ``event_hour=H/ingest_batch=N``, so readers see whole batches)."""
-    dirs = list(hour_dirs(dataset, hours).values())
-    return spark.read.schema(bronze_schema()).option("basePath", dataset).parquet(*dirs)
+@dataclass(frozen=True)
+class BronzeHour:
+    """An hour's bronze files that readers may use, and whether they are all of its files."""
+
+    files: list[tuple[str, int]]
+    complete: bool
+
+    @property
+    def stats(self) -> pio.FileStats:
+        return pio.FileStats(len(self.files), sum(size for _, size in self.files))
+
+
+def bronze_inputs(
+    spark: SparkSession, dataset: str, hours: list[datetime], committed: int | None
+) -> dict[datetime, BronzeHour]:
+    """Each hour's bronze files that belong to committed batches (see ``storage.commits``)."""
+    out = {}
+    for h, d in hour_dirs(dataset, hours).items():
+        listed = pio.data_files(spark, d)
+        visible = [f for f in listed if is_visible(f[0], committed)]
+        out[h] = BronzeHour(visible, len(visible) == len(listed))
+    return out
+
+
+def read_bronze(spark: SparkSession, dataset: str, inputs: dict[datetime, BronzeHour]) -> DataFrame:
+    """Bronze rows of the hours in ``inputs``: whole hour directories where every file is visible (the
+    usual case, one listing per hour for Spark), the listed files themselves where a batch is still
+    being committed, so a run never reads part of a batch."""
+    paths: list[str] = []
+    for h, d in hour_dirs(dataset, sorted(inputs)).items():
+        paths += [d] if inputs[h].complete else [f for f, _ in inputs[h].files]
+    return spark.read.schema(bronze_schema()).option("basePath", dataset).parquet(*paths)
 
 
 @dg.asset(
@@ -81,7 +121,12 @@ def events(
       replaces exactly its hours.
     - **Late rows**: events that reached Kafka more than 15 minutes (configurable) after their hour
       ended; they are in their event hour like any other row, and counted.
-    - **Missing bronze hour**: rebuilt from Kafka in batch mode (`replayed_hours` in the metadata).
+    - **Missing bronze hour**: rebuilt from Kafka in batch mode and written into bronze
+      (`ingest_batch=-1`), so bronze stays the single source (`replayed_hours` in the metadata).
+      An hour that has silver rows but no input left is never emptied by accident: the run fails
+      and names it, unless `allow_emptying_hours` is set.
+    - **Only whole micro-batches** are read: batches the stream has not finished committing
+      (``_state/stream/bronze_commit.json``) wait for the next run.
     - **Event-id index**: with its files, the run writes `silver/event_id_index` (per file: its name,
       rows and the 64-bit hashes of its event_ids), which lets the daily assets prove a day has no
       event_id in two hours without hashing the day's rows again.
@@ -90,40 +135,60 @@ def events(
     session = spark.spark_session
     layout = lake.layout
     hours = hours_in(context.partition_time_window)
-    bronze_stats = {h: pio.file_stats(session, d) for h, d in hour_dirs(layout.bronze_events, hours).items()}
-    present = [h for h in hours if bronze_stats[h].files > 0]
-    missing = [h for h in hours if bronze_stats[h].files == 0]
+    committed = parse_commit(pio.read_text(session, layout.bronze_commit))
+    inputs = bronze_inputs(session, layout.bronze_events, hours, committed)
+    missing = [h for h in hours if not inputs[h].files]
     columns = bronze_columns()
 
-    frames: list[DataFrame] = []
-    if present:
-        frames.append(read_bronze(session, layout.bronze_events, present).select(*columns))
     replayed: list[datetime] = []
     replay_scanned = 0
     if missing and config.replay_missing_hours:
-        context.log.info(f"No bronze files for {len(missing)} hour(s): replaying them from Kafka")
+        context.log.info(f"No bronze files for {len(missing)} hour(s): replaying them from Kafka into bronze")
         margin = (
             timedelta(minutes=config.replay_margin_minutes) if config.replay_margin_minutes >= 0 else None
         )
-        df, replay_scanned = replay_hours(session, kafka, missing, margin, columns)
-        replayed = missing
+        lateness = timedelta(minutes=config.replay_lateness_minutes)
+        df, replay_scanned = replay_hours(session, kafka, missing, margin, columns, lateness=lateness)
         if df is not None:
-            frames.append(df)
-    elif missing:
-        context.log.warning(
-            f"No bronze files for {len(missing)} hour(s) and replay is off: they become empty"
+            # Into bronze, so bronze stays the one source: a later run that finds stream files for
+            # the hour as well reads both, and deduplication keeps each event once.
+            pio.overwrite_partitions(
+                df.withColumn(BATCH_COLUMN, F.lit(REPLAY_BATCH)),
+                layout.bronze_events,
+                [*PARTITION_COLUMNS, BATCH_COLUMN],
+            )
+            inputs.update(bronze_inputs(session, layout.bronze_events, missing, committed))
+            replayed = [h for h in missing if inputs[h].files]
+
+    silver_dirs = hour_dirs(layout.silver_events, hours)
+    no_input = [h for h in hours if not inputs[h].files]
+    vanished = [h for h in no_input if pio.file_stats(session, silver_dirs[h]).files > 0]
+    if vanished and not config.allow_emptying_hours:
+        labels = [hour_label(h) for h in vanished]
+        raise dg.Failure(
+            description=f"{len(vanished)} hour(s) have silver rows but no input left (no bronze files"
+            + (", nothing in Kafka" if config.replay_missing_hours else ", replay off")
+            + f"): {', '.join(labels[:10])}{' ...' if len(labels) > 10 else ''}. Refusing to empty them: "
+            "restore their bronze files, or set allow_emptying_hours: true in this asset's run config "
+            "to empty them on purpose.",
+            metadata={"hours": dg.MetadataValue.json(labels)},
+        )
+    if no_input:
+        context.log.warning(f"No input for {len(no_input)} hour(s): they are empty in silver")
+    present = [h for h in hours if inputs[h].files]
+    bronze_stats = {h: inputs[h].stats for h in hours}
+
+    frames: list[DataFrame] = []
+    if present:
+        frames.append(
+            read_bronze(session, layout.bronze_events, {h: inputs[h] for h in present}).select(*columns)
         )
 
     target = config.target_file_mb * 1024 * 1024
     files_per_hour = {
         (f"{h:%Y-%m-%d}", h.hour): max(1, math.ceil(bronze_stats[h].bytes / target)) for h in present
     }
-    for h in replayed:  # no bronze size to go by: ~100 bytes per Kafka record scanned, spread over the hours
-        files_per_hour[(f"{h:%Y-%m-%d}", h.hour)] = max(
-            1, math.ceil(replay_scanned * 100 / len(replayed) / target)
-        )
 
-    silver_dirs = hour_dirs(layout.silver_events, hours)
     rows_read = invalid_rows = rows_written = 0
     written: set[str] = set()
     if frames:
@@ -155,7 +220,7 @@ def events(
         rows.append(
             [
                 hour_label(h),
-                "kafka replay" if h in replayed else "bronze",
+                "bronze (replayed from Kafka)" if h in replayed else "bronze",
                 s.get("rows", 0),
                 s.get("late", 0),
                 out_stats[h].files,
@@ -199,7 +264,10 @@ def events(
         metadata["replay_note"] = dg.MetadataValue.md(
             md_table(
                 ["hour", "source"],
-                [[hour_label(h), "replayed from Kafka (no bronze files)"] for h in replayed],
+                [
+                    [hour_label(h), "replayed from Kafka into bronze (the stream had no files for it)"]
+                    for h in replayed
+                ],
             )
         )
     return dg.MaterializeResult(metadata=metadata)

@@ -39,6 +39,7 @@ from iot_pipeline.sensors.catchup import contiguous, make_request
 from iot_pipeline.sensors.history import latest_materializations
 from iot_pipeline.sensors.requests import Request, busy_partitions, load_requests, outcomes, settle
 from iot_pipeline.sensors.settings import SensorSettingsResource
+from iot_pipeline.storage.commits import committed_batch
 from iot_pipeline.storage.listing import HourFingerprint, hours_of_days, listing_for, partition_days
 
 HOURLY_ASSETS = (SILVER_EVENTS, SILVER_DEVICE_MINUTE_STATS)
@@ -167,7 +168,9 @@ def evaluate_bronze_hours(
         h for h in hours_of_days(listing, dataset, recent_days, skipped) if h >= max(first, lookback_start)
     ]
     closed = [h for h in listed if h + HOUR <= closed_until]
-    fingerprints = listing.fingerprints(dataset, closed)
+    # Batches the stream is still committing do not count yet (storage/commits.py).
+    committed = committed_batch(listing.read_json(layout.bronze_commit))
+    fingerprints = listing.fingerprints(dataset, closed, committed)
     old_due = _history(context, listing, dataset, cursor, settings, lookback_start, closed_until, skipped)
 
     # 3. Which recent hours are due now.

@@ -106,6 +106,11 @@ class LakeLayout:
         """The stream's event-time watermark, ``{"watermark": ISO-8601}`` (see ``storage.watermark``)."""
         return self.path("_state", "stream", "watermark.json")
 
+    @property
+    def bronze_commit(self) -> str:
+        """The newest bronze micro-batch whose writes all committed (see ``storage.commits``)."""
+        return self.path("_state", "stream", "bronze_commit.json")
+
     def checkpoint(self, query_name: str) -> str:
         """Streaming checkpoints live in the lake's state area so they move with the lake."""
         return self.path("_state", "checkpoints", query_name)

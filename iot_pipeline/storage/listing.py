@@ -24,6 +24,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
+from iot_pipeline.storage.commits import is_visible
 from iot_pipeline.storage.layout import hour_partition_dir, is_local, local_path
 from iot_pipeline.storage.s3 import (
     DEFAULT_REGION,
@@ -65,8 +66,15 @@ class LakeListing(Protocol):
         """
         ...
 
-    def fingerprints(self, dataset: str, hours: Iterable[datetime]) -> dict[datetime, HourFingerprint]:
-        """Fingerprint of each given hour; an hour without data files is left out."""
+    def fingerprints(
+        self, dataset: str, hours: Iterable[datetime], committed: int | None = None
+    ) -> dict[datetime, HourFingerprint]:
+        """Fingerprint of each given hour; an hour without data files is left out.
+
+        Files of micro-batches after ``committed`` (see :mod:`iot_pipeline.storage.commits`) do not
+        count yet: a run requested for them would not read them, and the hour must change again once
+        they are whole.
+        """
         ...
 
     def read_json(self, path: str) -> Mapping[str, Any] | None:
@@ -141,7 +149,9 @@ class LocalLakeListing:
     ) -> list[datetime]:
         return hours_from_directories(dataset, _local_subdirectories, since, skipped)
 
-    def fingerprints(self, dataset: str, hours: Iterable[datetime]) -> dict[datetime, HourFingerprint]:
+    def fingerprints(
+        self, dataset: str, hours: Iterable[datetime], committed: int | None = None
+    ) -> dict[datetime, HourFingerprint]:
         """Files below the hour, including the stream's ``ingest_batch=N`` sub-partitions."""
         out: dict[datetime, HourFingerprint] = {}
         for hour in hours:
@@ -149,6 +159,8 @@ class LocalLakeListing:
             newest = 0.0
             for folder, subdirs, names in os.walk(local_path(hour_partition_dir(dataset, hour))):
                 subdirs[:] = [d for d in subdirs if _is_data_file(d)]  # skip staging and metadata dirs
+                if not is_visible(folder, committed):
+                    continue
                 for name in names:
                     if not _is_data_file(name):
                         continue
@@ -214,7 +226,9 @@ class S3LakeListing:
     ) -> list[datetime]:
         return hours_from_directories(dataset, self._prefixes, since, skipped)
 
-    def fingerprints(self, dataset: str, hours: Iterable[datetime]) -> dict[datetime, HourFingerprint]:
+    def fingerprints(
+        self, dataset: str, hours: Iterable[datetime], committed: int | None = None
+    ) -> dict[datetime, HourFingerprint]:
         """Objects below each hour prefix (``ingest_batch=N`` sub-partitions included, side files not)."""
         out: dict[datetime, HourFingerprint] = {}
         for hour in hours:
@@ -234,6 +248,7 @@ class S3LakeListing:
                             not rel
                             or rel.endswith("/")
                             or not all(_is_data_file(part) for part in parts if part)
+                            or not is_visible(obj["Key"], committed)
                         ):
                             continue
                         files += 1

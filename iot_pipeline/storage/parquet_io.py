@@ -96,6 +96,28 @@ def file_stats_many(spark: SparkSession, uris: Iterable[str]) -> dict[str, FileS
     return {uri: file_stats(spark, uri) for uri in uris}
 
 
+def read_text(spark: SparkSession, uri: str) -> str | None:
+    """A small UTF-8 state file of the lake, or None when it does not exist."""
+    path, fs = _path_and_fs(spark, uri)
+    if not fs.exists(path):
+        return None
+    stream = fs.open(path)
+    try:
+        return str(spark._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
+    finally:
+        stream.close()
+
+
+def write_text(spark: SparkSession, uri: str, text: str) -> None:
+    """Replace a small state file (a single PUT on S3, so readers see the old or the new text)."""
+    path, fs = _path_and_fs(spark, uri)
+    out = fs.create(path, True)
+    try:
+        out.write(bytearray(text.encode()))
+    finally:
+        out.close()
+
+
 def delete(spark: SparkSession, uri: str) -> bool:
     """Recursively delete ``uri``; True if something was deleted."""
     path, fs = _path_and_fs(spark, uri)

@@ -6,8 +6,10 @@ each batch writes its own Hive partitions, keyed by the batch id (``.../event_ho
 with dynamic partition overwrite. Spark replays a batch after a crash with the same id and the same
 offsets (they are logged before the batch runs), so the replay overwrites exactly what the failed
 attempt may have left, and an uncommitted attempt never shows because dynamic overwrite stages its
-files under a hidden ``.spark-staging-*`` directory until the job commits. Any reader (Spark, DuckDB,
-pyarrow) therefore sees every Kafka record once.
+files under a hidden ``.spark-staging-*`` directory until the job commits. Once all three writes have
+committed, the batch id is recorded as the bronze commit marker (``storage.commits``): a batch's files
+appear hour by hour (file by file on S3), and readers that follow the marker never use a batch that
+is still appearing. Any reader therefore sees every Kafka record once.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ from itertools import pairwise
 from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
+from iot_pipeline.storage.commits import BATCH_COLUMN
 from iot_pipeline.storage.layout import LakeLayout
 from iot_pipeline.streaming.live import minute_partials
+from iot_pipeline.streaming.state import read_bronze_commit, write_bronze_commit
 from iot_pipeline.streaming.validation import classify, quarantine_for_kafka, quarantine_rows, valid_rows
 
-BATCH_COLUMN = "ingest_batch"
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -55,9 +58,16 @@ class BronzeBatchWriter:
     # Added to Spark's batch id in the partition value, so batches of a reset checkpoint (which
     # restart at 0) never overwrite earlier ones; see iot_pipeline.streaming.checkpoint.
     batch_base: int = 0
+    _marker_checked: bool = field(default=False, init=False)
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         started = time.time()
+        if not self._marker_checked:
+            # Spark runs batch N only once every batch before it is committed: on a lake without a
+            # commit marker, record that before anything of batch N becomes visible.
+            if read_bronze_commit(batch.sparkSession, self.layout) is None:
+                write_bronze_commit(batch.sparkSession, self.layout, batch_id + self.batch_base - 1)
+            self._marker_checked = True
         # Cache what every write needs; the raw payload is kept for quarantined records only.
         ingest_time = datetime.fromtimestamp(started, timezone.utc).isoformat()
         classified = classify(batch, self.max_record_bytes, ingest_time=F.lit(ingest_time))
@@ -115,6 +125,7 @@ class BronzeBatchWriter:
                 .partitionBy("event_date", BATCH_COLUMN)
                 .parquet(self.layout.live_device_type_minute)
             )
+        write_bronze_commit(classified.sparkSession, self.layout, batch_id + self.batch_base)
         committed = time.time()
         stats = landed.get
         quantiles = stats["kafka_ts_percentiles"] or []

@@ -1,4 +1,4 @@
-"""Small state files the stream publishes in the lake for other processes (the partition sensor)."""
+"""Small state files the stream publishes in the lake for other processes (sensors, silver's reader)."""
 
 from __future__ import annotations
 
@@ -10,39 +10,34 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
+from iot_pipeline.storage import parquet_io as pio
+from iot_pipeline.storage.commits import commit_document, parse_commit
 from iot_pipeline.storage.layout import LakeLayout
 from iot_pipeline.storage.watermark import trusted_watermark, watermark_document
 
 
-def _path_and_fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
-    """Hadoop's FileSystem, so the same calls work for local and s3a:// lakes."""
-    hadoop_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path)
-    return hadoop_path, hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-
-
 def write_watermark(spark: SparkSession, layout: LakeLayout, watermark: datetime) -> None:
-    path, fs = _path_and_fs(spark, layout.stream_watermark)
-    out = fs.create(path, True)
-    try:
-        out.write(bytearray(watermark_document(watermark).encode()))
-    finally:
-        out.close()
+    pio.write_text(spark, layout.stream_watermark, watermark_document(watermark))
 
 
 def read_watermark_document(spark: SparkSession, layout: LakeLayout) -> Any:
-    """The published watermark document as JSON, or None if there is none (or it is not JSON)."""
-    path, fs = _path_and_fs(spark, layout.stream_watermark)
-    if not fs.exists(path):
+    """The published watermark document as JSON, or None if there is none."""
+    text = pio.read_text(spark, layout.stream_watermark)
+    if text is None:
         return None
-    stream = fs.open(path)
-    try:
-        text = spark.sparkContext._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
-    finally:
-        stream.close()
     try:
         return json.loads(text)
     except ValueError:
         return {"unreadable": text[:200]}
+
+
+def write_bronze_commit(spark: SparkSession, layout: LakeLayout, batch: int) -> None:
+    """Mark bronze batches up to ``batch`` as complete for readers (see ``storage.commits``)."""
+    pio.write_text(spark, layout.bronze_commit, commit_document(batch))
+
+
+def read_bronze_commit(spark: SparkSession, layout: LakeLayout) -> int | None:
+    return parse_commit(pio.read_text(spark, layout.bronze_commit))
 
 
 @dataclass

@@ -1,8 +1,10 @@
-"""A missing bronze hour is rebuilt from a real Kafka broker by silver/events (batch replay)."""
+"""silver/events against lost inputs: a missing bronze hour rebuilt from a real Kafka broker into bronze,
+an hour never emptied by accident, only committed micro-batches read."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -17,7 +19,10 @@ from iot_pipeline.assets.external import EXTERNAL_ASSETS
 from iot_pipeline.assets.silver_events import events
 from iot_pipeline.contract.event import FIELD_NAMES
 from iot_pipeline.resources.lake import LakeResource
-from iot_pipeline_tests.unit.test_assets_reference import generate_bronze
+from iot_pipeline.storage.commits import commit_document
+from iot_pipeline.storage.layout import LakeLayout
+from iot_pipeline.storage.listing import LocalLakeListing
+from iot_pipeline_tests.unit.test_assets_reference import generate_bronze, write_bronze
 
 pytestmark = [pytest.mark.spark, pytest.mark.kafka]
 
@@ -31,16 +36,7 @@ def _payload(row: dict) -> bytes:
     return json.dumps(event).encode()
 
 
-def test_missing_hour_is_replayed_from_kafka(spark_resource, kafka_resource, tmp_path: Path) -> None:
-    # Hours 09..11 on the topic (with duplicates and late records); bronze is empty; replay 10:00.
-    batch = generate_bronze(
-        HOUR - timedelta(hours=1),
-        3,
-        {"temperature": 600, "co2": 300},
-        seed=31,
-        duplicate_fraction=0.05,
-        late_fraction=0.05,
-    )
+def _load_topic(kafka_resource, batch) -> None:
     # The records are dated February while the broker's clock may be months later: keep them
     # (default retention would delete them within minutes, and a replay can only read what is retained).
     keep = ConfigResource(
@@ -64,36 +60,137 @@ def test_missing_hour_is_replayed_from_kafka(spark_resource, kafka_resource, tmp
     )
     assert producer.flush(30) == 0
 
-    res = {"spark": spark_resource, "lake": LakeResource(root=str(tmp_path)), "kafka": kafka_resource}
-    result = dg.materialize([*EXTERNAL_ASSETS, events], partition_key="2026-02-05-10:00", resources=res)
-    assert result.success
-    m = {k: v.value for k, v in result.get_asset_materialization_events()[0].materialization.metadata.items()}
-    assert m["replayed_from_kafka"] is True and m["replayed_hours"] == ["2026-02-05-10:00"]
-    assert "kafka replay" in m["per_hour"]
 
-    # Expected: events of 10:00 whose record reached Kafka within the hour +- the replay margin.
+def _meta(result: dg.ExecuteInProcessResult) -> dict:
+    mat = result.get_asset_materialization_events()[0].materialization
+    return {k: v.value for k, v in mat.metadata.items()}
+
+
+def _silver(tmp_path: Path, hour: int) -> dict[str, float]:
+    hour_dir = tmp_path / "silver" / "events" / "event_date=2026-02-05" / f"event_hour={hour}"
+    silver = pa.concat_tables([pq.read_table(f) for f in hour_dir.glob("*.parquet")])
+    return dict(zip(silver["event_id"].to_pylist(), silver["event_duration"].to_pylist(), strict=True))
+
+
+def _expected(batch, hour: datetime, lateness: timedelta | None) -> pa.Table:
+    """Distinct events of ``hour`` that reached Kafka from MARGIN before it to ``lateness`` after it."""
     u = batch.unique
     kts = u["kafka_timestamp"]
-    in_hour = pc.and_(pc.equal(u["event_date"], "2026-02-05"), pc.equal(u["event_hour"], 10))
-    in_range = pc.and_(
-        pc.greater_equal(kts, pa.scalar(HOUR - MARGIN, kts.type)),
-        pc.less(kts, pa.scalar(HOUR + timedelta(hours=1) + MARGIN, kts.type)),
-    )
-    expected = u.filter(pc.and_(in_hour, in_range))
-    too_late = u.filter(pc.and_(in_hour, pc.invert(in_range))).num_rows
-    assert too_late > 0, "test data must include records later than the replay margin"
-    late = pc.sum(pc.greater(expected["kafka_timestamp"], pa.scalar(HOUR + timedelta(minutes=75), kts.type)))
-    assert m["replay_records_scanned"] >= expected.num_rows, m
-    assert m["rows_written"] == expected.num_rows and m["late_rows"] == late.as_py() > 0
-    assert m["duplicates_removed"] > 0 and m["invalid_rows"] == 0
+    in_hour = pc.and_(pc.equal(u["event_date"], f"{hour:%Y-%m-%d}"), pc.equal(u["event_hour"], hour.hour))
+    cond = pc.and_(in_hour, pc.greater_equal(kts, pa.scalar(hour - MARGIN, kts.type)))
+    if lateness is not None:
+        cond = pc.and_(cond, pc.less(kts, pa.scalar(hour + timedelta(hours=1) + lateness, kts.type)))
+    return u.filter(cond)
 
-    files = list(
-        (tmp_path / "silver" / "events" / "event_date=2026-02-05" / "event_hour=10").glob("*.parquet")
+
+def test_missing_hour_is_replayed_from_kafka_into_bronze(
+    spark_resource, kafka_resource, tmp_path: Path
+) -> None:
+    # Hours 09..11 on the topic (with duplicates and records 30-90 minutes late); bronze is empty.
+    batch = generate_bronze(
+        HOUR - timedelta(hours=1),
+        3,
+        {"temperature": 600, "co2": 300},
+        seed=31,
+        duplicate_fraction=0.05,
+        late_fraction=0.05,
     )
-    silver = pa.concat_tables([pq.read_table(f) for f in files])
-    got = dict(zip(silver["event_id"].to_pylist(), silver["event_duration"].to_pylist(), strict=True))
-    assert got == dict(
+    _load_topic(kafka_resource, batch)
+    lake = LakeResource(root=str(tmp_path))
+    res = {"spark": spark_resource, "lake": lake, "kafka": kafka_resource}
+
+    # 10:00 with the default window: every late record is recovered (it accepts 7 days of lateness).
+    result = dg.materialize([*EXTERNAL_ASSETS, events], partition_key="2026-02-05-10:00", resources=res)
+    assert result.success
+    m = _meta(result)
+    assert m["replayed_from_kafka"] is True and m["replayed_hours"] == ["2026-02-05-10:00"]
+    assert "replayed from Kafka" in m["per_hour"]
+    expected = _expected(batch, HOUR, None)
+    kts = expected["kafka_timestamp"]
+    late = pc.sum(pc.greater(kts, pa.scalar(HOUR + timedelta(minutes=75), kts.type))).as_py()
+    assert late > 0 and pc.max(kts).as_py() > HOUR + timedelta(hours=2), "records later than an hour after"
+    assert m["rows_written"] == expected.num_rows and m["late_rows"] == late
+    assert m["duplicates_removed"] > 0 and m["invalid_rows"] == 0
+    assert _silver(tmp_path, 10) == dict(
         zip(expected["event_id"].to_pylist(), expected["event_duration"].to_pylist(), strict=True)
     )
-    assert set(silver["kafka_topic"].to_pylist()) == {kafka_resource.topic}
-    assert not (tmp_path / "bronze").exists()  # replays never write into the stream's bronze
+    # ... and landed in bronze as its own batch, so bronze stays the single source.
+    replay_dir = (
+        tmp_path / "bronze" / "events" / "event_date=2026-02-05" / "event_hour=10" / "ingest_batch=-1"
+    )
+    assert pq.read_table(replay_dir).num_rows >= expected.num_rows
+
+    # 11:00 with a one-hour lateness window: records later than that are not read.
+    one_hour = {"ops": {"silver__events": {"config": {"replay_lateness_minutes": 60}}}}
+    result = dg.materialize(
+        [*EXTERNAL_ASSETS, events], partition_key="2026-02-05-11:00", resources=res, run_config=one_hour
+    )
+    assert result.success
+    eleven = HOUR + timedelta(hours=1)
+    bounded = _expected(batch, eleven, timedelta(minutes=60))
+    assert _expected(batch, eleven, None).num_rows > bounded.num_rows
+    assert set(_silver(tmp_path, 11)) == set(bounded["event_id"].to_pylist())
+
+    # The stream lands a late batch in 10:00 afterwards: the replayed rows stay, the new ones join.
+    extra = generate_bronze(HOUR, 1, {"temperature": 40}, seed=77)
+    hour_rows = extra.rows.filter(pc.equal(extra.rows["event_hour"], 10))
+    late_dir = replay_dir.parent / "ingest_batch=7"
+    late_dir.mkdir()
+    pq.write_table(hour_rows.drop_columns(["event_date", "event_hour"]), late_dir / "part-0.parquet")
+    result = dg.materialize([*EXTERNAL_ASSETS, events], partition_key="2026-02-05-10:00", resources=res)
+    assert result.success and _meta(result)["replayed_from_kafka"] is False
+    assert set(_silver(tmp_path, 10)) == set(expected["event_id"].to_pylist()) | set(
+        hour_rows["event_id"].to_pylist()
+    )
+
+
+def test_an_hour_is_never_emptied_because_its_inputs_vanished(
+    spark_resource, kafka_resource, tmp_path: Path
+) -> None:
+    batch = generate_bronze(HOUR, 1, {"temperature": 200}, seed=5)
+    write_bronze(batch.rows, tmp_path / "bronze" / "events")
+    res = {"spark": spark_resource, "lake": LakeResource(root=str(tmp_path)), "kafka": kafka_resource}
+    key = "2026-02-05-10:00"
+    assert dg.materialize([*EXTERNAL_ASSETS, events], partition_key=key, resources=res).success
+    before = _silver(tmp_path, 10)
+    assert before
+
+    shutil.rmtree(tmp_path / "bronze" / "events" / "event_date=2026-02-05")  # and Kafka has nothing
+    result = dg.materialize(
+        [*EXTERNAL_ASSETS, events], partition_key=key, resources=res, raise_on_error=False
+    )
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.error
+    assert "allow_emptying_hours" in failure.message and "2026-02-05-10:00" in str(failure)
+    assert _silver(tmp_path, 10) == before  # untouched
+
+    on_purpose = {"ops": {"silver__events": {"config": {"allow_emptying_hours": True}}}}
+    result = dg.materialize(
+        [*EXTERNAL_ASSETS, events], partition_key=key, resources=res, run_config=on_purpose
+    )
+    assert result.success and _meta(result)["emptied_hours"] == 1
+    assert not (tmp_path / "silver" / "events" / "event_date=2026-02-05" / "event_hour=10").exists()
+
+
+def test_silver_reads_only_committed_micro_batches(spark_resource, kafka_resource, tmp_path: Path) -> None:
+    batch = generate_bronze(HOUR, 1, {"temperature": 300}, seed=9, duplicate_fraction=0.0)
+    paths = write_bronze(batch.rows, tmp_path / "bronze" / "events", files_per_hour=3)  # batches 0, 1, 2
+    layout = LakeLayout(str(tmp_path))
+    marker = Path(layout.bronze_commit)
+    marker.parent.mkdir(parents=True)
+    marker.write_text(commit_document(1))  # batch 2 is still being committed
+    res = {"spark": spark_resource, "lake": LakeResource(root=str(tmp_path)), "kafka": kafka_resource}
+    key = "2026-02-05-10:00"
+    assert dg.materialize([*EXTERNAL_ASSETS, events], partition_key=key, resources=res).success
+    committed_ids = set(pa.concat_tables([pq.read_table(p) for p in paths[:2]])["event_id"].to_pylist())
+    assert set(_silver(tmp_path, 10)) == committed_ids
+
+    # The sensors' fingerprint does not count batch 2 either, until it is committed.
+    listing = LocalLakeListing()
+    partial = listing.fingerprints(layout.bronze_events, [HOUR], committed=1)[HOUR]
+    whole = listing.fingerprints(layout.bronze_events, [HOUR], committed=2)[HOUR]
+    assert (partial.files, whole.files) == (2, 3)
+
+    marker.write_text(commit_document(2))
+    assert dg.materialize([*EXTERNAL_ASSETS, events], partition_key=key, resources=res).success
+    assert set(_silver(tmp_path, 10)) == set(batch.rows["event_id"].to_pylist())

@@ -163,11 +163,16 @@ def test_multi_hour_range_is_one_run_and_overwrites_only_its_hours(spark_resourc
         assert n == pc.sum(mask).as_py()
     assert (outside / "old.parquet").exists()
 
-    # Bronze of 23:00 removed, replay off: re-running the range empties exactly that hour.
+    # Bronze of 23:00 removed, replay off, emptying allowed: re-running the range empties exactly that hour.
     import shutil
 
     shutil.rmtree(bronze / "event_date=2026-02-03" / "event_hour=23")
-    result = materialize([events], res, rng=("2026-02-03-22:00", "2026-02-04-00:00"), run_config=NO_REPLAY)
+    empty_on_purpose = {
+        "ops": {"silver__events": {"config": {"replay_missing_hours": False, "allow_emptying_hours": True}}}
+    }
+    result = materialize(
+        [events], res, rng=("2026-02-03-22:00", "2026-02-04-00:00"), run_config=empty_on_purpose
+    )
     assert result.success
     m = meta(result, "silver/events")
     assert m["emptied_hours"] == 1 and m["replayed_from_kafka"] is False
