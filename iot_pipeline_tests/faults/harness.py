@@ -525,10 +525,12 @@ def second_stream(env: dict[str, str], workdir: Path, first: Stream, book: Fault
     t0 = time.monotonic()
     proc = spawn(stream_cmd(workdir), env, path)
     try:
-        code = proc.wait(240)
+        code = proc.wait(900)  # Dagster and Spark start first: minutes on a busy machine
     except subprocess.TimeoutExpired:
-        kill_group(proc)
         code = None
+    finally:
+        if proc.poll() is None:
+            kill_group(proc)
     seconds = time.monotonic() - t0
     text = tail(path, 20_000)
     match = re.search(r"Another stream is running on checkpoint .*?Dagster run ([0-9a-f-]{36})", text)

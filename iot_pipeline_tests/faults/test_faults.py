@@ -19,7 +19,15 @@ from iot_pipeline.services.kafka_broker import KafkaBroker
 from iot_pipeline_tests.faults.conftest import FaultMinio, broker_services
 from iot_pipeline_tests.faults.harness import TABLE_HEADER, FaultLedger, Lake, Plan, Services, run_plan
 
-pytestmark = [pytest.mark.faults, pytest.mark.kafka, pytest.mark.spark, pytest.mark.slow]
+# Each plan starts the stream several times (Dagster and Spark start-up dominate); the suite-wide 900 s
+# per test is too short on a shared 2-core machine.
+pytestmark = [
+    pytest.mark.faults,
+    pytest.mark.kafka,
+    pytest.mark.spark,
+    pytest.mark.slow,
+    pytest.mark.timeout(3600),
+]
 
 
 def assert_ledger(book: FaultLedger) -> None:
