@@ -40,7 +40,13 @@ from iot_pipeline.sensors.history import latest_materializations
 from iot_pipeline.sensors.requests import Request, busy_partitions, load_requests, outcomes, settle
 from iot_pipeline.sensors.settings import SensorSettingsResource
 from iot_pipeline.storage.commits import committed_batch
-from iot_pipeline.storage.listing import HourFingerprint, hours_of_days, listing_for, partition_days
+from iot_pipeline.storage.listing import (
+    HourFingerprint,
+    fingerprints_by_day,
+    hours_of_days,
+    listing_for,
+    partition_days,
+)
 
 HOURLY_ASSETS = (SILVER_EVENTS, SILVER_DEVICE_MINUTE_STATS)
 HOURLY_TARGET = dg.AssetSelection.assets(*HOURLY_ASSETS)
@@ -170,7 +176,7 @@ def evaluate_bronze_hours(
     closed = [h for h in listed if h + HOUR <= closed_until]
     # Batches the stream is still committing do not count yet (storage/commits.py).
     committed = committed_batch(listing.read_json(layout.bronze_commit))
-    fingerprints = listing.fingerprints(dataset, closed, committed)
+    fingerprints = fingerprints_by_day(listing, dataset, closed, committed)
     old_due = _history(context, listing, dataset, cursor, settings, lookback_start, closed_until, skipped)
 
     # 3. Which recent hours are due now.
