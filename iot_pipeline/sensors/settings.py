@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 import dagster as dg
 
+from iot_pipeline.resources.defaults import env_int_or
 from iot_pipeline.storage.layout import LakeLayout
 from iot_pipeline.storage.listing import LakeListing
 from iot_pipeline.storage.watermark import trusted_watermark
@@ -67,9 +66,9 @@ class SensorSettingsResource(dg.ConfigurableResource):
 def default_sensor_settings() -> SensorSettingsResource:
     """Bound by the code location; ``IOT_HOUR_GRACE_MINUTES`` sets the grace period, ``IOT_SETTLE_MINUTES``
     the debounce interval of late data."""
-    kwargs: dict[str, Any] = {}
-    if os.environ.get("IOT_HOUR_GRACE_MINUTES"):
-        kwargs["grace_minutes"] = dg.EnvVar.int("IOT_HOUR_GRACE_MINUTES")
-    if os.environ.get("IOT_SETTLE_MINUTES"):
-        kwargs["settle_minutes"] = dg.EnvVar.int("IOT_SETTLE_MINUTES")
-    return SensorSettingsResource(**kwargs)
+    return SensorSettingsResource(
+        grace_minutes=env_int_or("IOT_HOUR_GRACE_MINUTES", DEFAULT_GRACE_MINUTES, minimum=0),
+        settle_minutes=env_int_or(
+            "IOT_SETTLE_MINUTES", SensorSettingsResource.model_fields["settle_minutes"].default, minimum=0
+        ),
+    )
