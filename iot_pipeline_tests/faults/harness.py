@@ -109,11 +109,12 @@ class Feed:
     """A producer thread sending simulator records (late events, resends, malformed ones) at ``rate``
     per second until stopped; what Kafka acknowledged is kept by partition and offset."""
 
-    def __init__(self, kafka: KafkaResource, rate: float, seed: int, speedup: float = 20.0) -> None:
+    def __init__(self, kafka: KafkaResource, rate: float, seed: int, speedup: float = 5.0) -> None:
         self.kafka = kafka
         self.rate = rate
-        start = (datetime.now(timezone.utc) - timedelta(hours=4)).replace(minute=50, second=0, microsecond=0)
-        # Event time runs ``speedup`` times faster than the clock, so a few minutes cross hours.
+        start = (datetime.now(timezone.utc) - timedelta(hours=7)).replace(minute=50, second=0, microsecond=0)
+        # Event time runs ``speedup`` times faster than the clock, so a few minutes cross an hour, and
+        # a scenario of up to an hour stays in closed hours (the current hour is no partition yet).
         self.generator = EventGenerator(
             seed=seed, start=start, faults=FAULTS, events_per_second=rate / speedup
         )
