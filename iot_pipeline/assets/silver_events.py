@@ -12,6 +12,7 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from iot_pipeline.assets import event_id_index, schemas
+from iot_pipeline.assets.freshness import SILVER_HOURLY_FRESHNESS
 from iot_pipeline.assets.keys import BRONZE_EVENTS, GROUP_SILVER, OWNERS, SILVER_EVENTS
 from iot_pipeline.assets.partitions import HOURLY
 from iot_pipeline.assets.replay import replay_hours
@@ -96,6 +97,7 @@ def read_bronze(spark: SparkSession, dataset: str, inputs: dict[datetime, Bronze
     partitions_def=HOURLY,
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool=SPARK_POOL,
+    freshness_policy=SILVER_HOURLY_FRESHNESS,  # each hour by minute 45 of the next (assets/freshness.py)
     group_name=GROUP_SILVER,
     kinds={"spark", "parquet"},
     owners=OWNERS,

@@ -127,11 +127,11 @@ def test_sensor_is_registered_and_requests_no_runs() -> None:
     assert not bronze_report_sensor.targets
 
 
-def test_bronze_and_the_daily_p95_carry_freshness_policies() -> None:
+def test_bronze_silver_and_the_daily_p95_carry_freshness_policies() -> None:
     """The UI shows these; bronze's window is what a running stream keeps fresh through the reports."""
     from datetime import timedelta as td
 
-    from iot_pipeline.assets.keys import GOLD_DAILY_EVENT_DURATION_P95
+    from iot_pipeline.assets.keys import GOLD_DAILY_EVENT_DURATION_P95, SILVER_EVENTS
     from iot_pipeline.definitions import defs
 
     graph = defs.resolve_asset_graph()
@@ -142,3 +142,5 @@ def test_bronze_and_the_daily_p95_carry_freshness_policies() -> None:
         td(minutes=10),
     )
     assert (p95.deadline_cron, p95.lower_bound_delta) == ("0 2 * * *", td(hours=2))
+    silver = graph.get(SILVER_EVENTS).freshness_policy
+    assert (silver.deadline_cron, silver.lower_bound_delta) == ("45 * * * *", td(minutes=45))
