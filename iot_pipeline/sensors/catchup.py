@@ -37,6 +37,16 @@ def contiguous(starts: Iterable[datetime], step: timedelta, max_len: int) -> lis
     return groups
 
 
+def request_groups(
+    starts: Iterable[datetime], step: timedelta, max_len: int, min_backfill: int
+) -> list[list[datetime]]:
+    """:func:`contiguous` ranges; one of fewer than ``min_backfill`` partitions becomes single runs."""
+    out: list[list[datetime]] = []
+    for group in contiguous(starts, step, max_len):
+        out += [group] if len(group) >= max(2, min_backfill) else [[start] for start in group]
+    return out
+
+
 def make_request(
     request: Request,
     keys: Sequence[str],

@@ -29,7 +29,7 @@ from iot_pipeline.assets.keys import (
 )
 from iot_pipeline.assets.partitions import DAILY
 from iot_pipeline.resources.lake import LakeResource
-from iot_pipeline.sensors.catchup import contiguous, make_request
+from iot_pipeline.sensors.catchup import make_request, request_groups
 from iot_pipeline.sensors.history import (
     FINISHED_BAD,
     FINISHED_OK,
@@ -208,12 +208,14 @@ def evaluate_days(
         due[start] = str(storage_id)
 
     requests: list[dg.RunRequest] = []
-    groups = contiguous(due, DAY, max(1, settings.backfill_max_hours // 24))
+    groups = request_groups(
+        due, DAY, max(1, settings.backfill_max_hours // 24), settings.backfill_min_partitions
+    )
     for group in groups[: max(1, settings.max_runs_per_tick)]:
         keys = [f"{d:%Y-%m-%d}" for d in group]
         tokens = {f"{d:%Y-%m-%d}": due[d] for d in group}
         req = Request(f"d:{keys[0]}:{keys[-1]}:{int(t)}", keys[0], keys[-1], t, tokens)
-        as_backfill = len(group) >= max(2, settings.backfill_min_partitions)
+        as_backfill = len(group) > 1
         requests.append(make_request(req, keys, DAILY, DAILY_ASSETS, "daily", as_backfill))
         cursor.requests.append(req)
         for key in keys:

@@ -35,7 +35,7 @@ from iot_pipeline.assets.keys import (
 )
 from iot_pipeline.assets.partitions import HOURLY, HOURLY_FORMAT
 from iot_pipeline.resources.lake import LakeResource
-from iot_pipeline.sensors.catchup import contiguous, make_request
+from iot_pipeline.sensors.catchup import make_request, request_groups
 from iot_pipeline.sensors.history import latest_materializations
 from iot_pipeline.sensors.requests import Request, busy_partitions, load_requests, outcomes, settle
 from iot_pipeline.sensors.settings import SensorSettingsResource
@@ -224,12 +224,12 @@ def evaluate_bronze_hours(
 
     # 5. One run per lone hour, one single-run backfill per contiguous range.
     run_requests = []
-    groups = contiguous(due, HOUR, settings.backfill_max_hours)
+    groups = request_groups(due, HOUR, settings.backfill_max_hours, settings.backfill_min_partitions)
     for group in groups[: max(1, settings.max_runs_per_tick)]:
         keys = [hour_key(h) for h in group]
         tokens = {hour_key(h): fp.token for h in group if (fp := due[h]) is not None}
         req = Request(f"h:{keys[0]}:{keys[-1]}:{int(t)}", keys[0], keys[-1], t, tokens)
-        as_backfill = len(group) >= max(2, settings.backfill_min_partitions)
+        as_backfill = len(group) > 1
         extra = {}
         if len(group) == 1 and (fp := due[group[0]]) is not None:
             extra = {"iot/bronze_fingerprint": fp.token, "iot/bronze_files": str(fp.files)}
