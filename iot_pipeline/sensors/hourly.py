@@ -232,7 +232,11 @@ def evaluate_bronze_hours(
         as_backfill = len(group) > 1
         extra = {}
         if len(group) == 1 and (fp := due[group[0]]) is not None:
-            extra = {"iot/bronze_fingerprint": fp.token, "iot/bronze_files": str(fp.files)}
+            extra = {
+                "iot/bronze_fingerprint": fp.token,
+                "iot/bronze_files": str(fp.files),
+                "iot/bronze_bytes": str(fp.total_bytes),
+            }
         run_requests.append(make_request(req, keys, HOURLY, HOURLY_ASSETS, "hourly", as_backfill, extra))
         cursor.requests.append(req)
         for key in tokens:
