@@ -19,12 +19,10 @@ It exits non-zero if the ledger is not exact. The pytest form is ``iot_pipeline_
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -34,25 +32,10 @@ from iot_pipeline.ingestion.fuzz import ANY, FuzzRecord, fuzz_corpus, ledger, pr
 from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import SparkResource
-from iot_pipeline.services.kafka_broker import KafkaBroker, free_ports
+from iot_pipeline.services.kafka_broker import broker_for_benchmark
 from iot_pipeline.streaming.resource import SparkStreamingResource, StreamMode
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-
-
-@contextlib.contextmanager
-def broker(bootstrap: str | None) -> Iterator[str]:
-    if bootstrap:
-        yield bootstrap
-        return
-    with tempfile.TemporaryDirectory(prefix="iot-bench-kafka-") as tmp:
-        port, controller = free_ports(2)
-        b = KafkaBroker(Path(tmp), port=port, controller_port=controller, heap="1g")
-        b.start(timeout_s=300)
-        try:
-            yield b.bootstrap_servers
-        finally:
-            b.stop()
 
 
 def drain(spark: SparkResource, kafka: KafkaResource, root: Path) -> tuple[float, int]:
@@ -91,7 +74,10 @@ def main() -> int:
     corpus = fuzz_corpus(args.records, hours, seed=args.seed)
     clean = fuzz_corpus(len(corpus), hours, seed=args.seed + 1, valid_share=1.0, resend_share=0.0)
     spark = SparkResource(master="local[2]", shuffle_partitions=4, driver_memory="4g", stop_on_teardown=False)
-    with broker(args.bootstrap_servers) as bootstrap, tempfile.TemporaryDirectory(prefix="iot-fuzz-") as tmp:
+    with (
+        broker_for_benchmark(args.bootstrap_servers) as bootstrap,
+        tempfile.TemporaryDirectory(prefix="iot-fuzz-") as tmp,
+    ):
         runs: dict[str, tuple[float, int]] = {}
         stored: dict[tuple[int, int], FuzzRecord] = {}
         warmup = fuzz_corpus(5_000, hours, seed=args.seed + 2)

@@ -20,7 +20,6 @@ Phases (each on a fresh topic and lake, with its own broker unless ``--bootstrap
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
 import subprocess
@@ -28,7 +27,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -37,25 +35,10 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import SparkResource
+from iot_pipeline.services.kafka_broker import broker_for_benchmark
 from iot_pipeline.streaming.metrics import WeightedHistogram
 from iot_pipeline.streaming.resource import SparkStreamingResource, StreamMode
 from iot_pipeline.streaming.sink import BatchResult
-
-
-@contextlib.contextmanager
-def broker(bootstrap: str | None) -> Iterator[str]:
-    if bootstrap:
-        yield bootstrap
-        return
-    from iot_pipeline.services.kafka_broker import KafkaBroker, free_port
-
-    with tempfile.TemporaryDirectory(prefix="iot-bench-kafka-") as tmp:
-        b = KafkaBroker(state_dir=Path(tmp), port=free_port(), controller_port=free_port(), heap="1g")
-        b.start(timeout_s=300)
-        try:
-            yield b.bootstrap_servers
-        finally:
-            b.stop()
 
 
 def simulate(bootstrap: str, topic: str, rate: float, seconds: float, seed: int) -> subprocess.Popen[bytes]:
@@ -207,7 +190,7 @@ def main() -> None:
         flush=True,
     )
     with (
-        broker(args.bootstrap_servers) as bootstrap,
+        broker_for_benchmark(args.bootstrap_servers) as bootstrap,
         tempfile.TemporaryDirectory(prefix="iot-bench-lake-") as tmp,
     ):
         run_id = str(int(time.time()))

@@ -23,6 +23,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -565,3 +566,21 @@ class KafkaBroker:
             state_dir=self.state_dir,
             log_file=self.log_file,
         )
+
+
+@contextlib.contextmanager
+def broker_for_benchmark(bootstrap: str | None, heap: str = "1g") -> Iterator[str]:
+    """``bootstrap`` when given (a running broker), else a throwaway broker on free ports, stopped after."""
+    if bootstrap:
+        yield bootstrap
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="iot-bench-kafka-") as tmp:
+        port, controller = free_ports(2)
+        b = KafkaBroker(Path(tmp), port=port, controller_port=controller, heap=heap)
+        b.start(timeout_s=300)
+        try:
+            yield b.bootstrap_servers
+        finally:
+            b.stop()
