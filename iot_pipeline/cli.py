@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from iot_pipeline.ingestion import cli as simulate_cli
-from iot_pipeline.services import kafka_cli, local_cli, minio_cli, spark_cluster
+from iot_pipeline.services import freshness_metrics, kafka_cli, local_cli, minio_cli, spark_cluster
 from iot_pipeline.streaming import checkpoint_cli
 from iot_pipeline.streaming import cli as stream_cli
 
@@ -18,7 +18,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="IoT streaming ETL: Kafka -> Spark Structured Streaming -> Parquet -> Dagster assets.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (local_cli, kafka_cli, minio_cli, spark_cluster, simulate_cli, stream_cli, checkpoint_cli):
+    for module in (
+        local_cli,
+        kafka_cli,
+        minio_cli,
+        spark_cluster,
+        simulate_cli,
+        stream_cli,
+        checkpoint_cli,
+        freshness_metrics,
+    ):
         module.register(sub)
     return parser
 

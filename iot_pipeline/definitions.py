@@ -21,4 +21,7 @@ defs = dg.Definitions(
     sensors=SENSORS,
     jobs=[stream_to_bronze_job],
     resources={**default_resources(), **sensor_resources()},
+    # Every run (sensor, backfill, UI, CLI) executes its steps in one process: one Spark session per
+    # run, shared by the asset and check steps, instead of a process and a JVM per step.
+    executor=dg.in_process_executor,
 )

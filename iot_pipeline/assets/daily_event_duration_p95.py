@@ -22,7 +22,6 @@ from iot_pipeline.assets.gold_logic import (
 )
 from iot_pipeline.assets.keys import GOLD_DAILY_EVENT_DURATION_P95, GROUP_GOLD, OWNERS, SILVER_EVENTS
 from iot_pipeline.assets.partitions import DAILY
-from iot_pipeline.assets.report import md_table
 from iot_pipeline.assets.silver_reader import read_silver_days
 from iot_pipeline.assets.windows import day_dirs, days_in
 from iot_pipeline.resources.lake import LakeResource
@@ -143,68 +142,64 @@ def daily_event_duration_p95(
     excluded = [r for r in all_rows if r["events_total"] < MIN_EVENTS]
     csv_paths = write_outputs(session, layout, days, rows, s3)
 
-    metadata: dict[str, object] = {
-        "dagster/row_count": len(rows),
-        "rows": len(rows),
-        "days": len(days),
-        "device_types_excluded": len(excluded),
-        "events_total": sum(r["events_total"] for r in rows),
-        "outliers_removed": sum(r["outliers_removed"] for r in rows),
-        "silver_hours_found": sum(silver.hours_found.values()),
-        "silver_hours_expected": 24 * len(days),
-        "silver_bytes_read": silver.bytes_read,
-        "days_checked_by_event_id_index": len(by_index),
-        "days_with_repeated_event_id": sum(1 for ok in by_index.values() if not ok),
-        "result": dg.MetadataValue.md(_result_table(rows)),
-        "excluded": dg.MetadataValue.md(_excluded_table(excluded)),
-        "csv_exports": dg.MetadataValue.json(csv_paths[:31]),
-        "seconds": round(time.monotonic() - t0, 3),
-        "path": layout.gold_daily_event_duration_p95,
-    }
-    if len(days) == 1:  # plottable across partitions; a multi-day run reports its days in the table only
-        for r in rows:
-            metadata[f"p95/{r['device_type']}"] = float(r["p95_event_duration"])
-    return dg.MaterializeResult(metadata=metadata)
+    for day in days:  # per partition: the UI plots p95/<type> across days, a range run included
+        context.add_asset_metadata(
+            day_metadata(
+                [r for r in rows if r["event_date"] == day], [r for r in excluded if r["event_date"] == day]
+            ),
+            partition_key=day,
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "rows": len(rows),
+            "days": len(days),
+            "device_types_excluded": len(excluded),
+            "events_total": sum(r["events_total"] for r in rows),
+            "outliers_removed": sum(r["outliers_removed"] for r in rows),
+            "silver_hours_found": sum(silver.hours_found.values()),
+            "silver_hours_expected": 24 * len(days),
+            "silver_bytes_read": silver.bytes_read,
+            "days_checked_by_event_id_index": len(by_index),
+            "days_with_repeated_event_id": sum(1 for ok in by_index.values() if not ok),
+            "csv_exports": dg.MetadataValue.json(csv_paths[:31]),
+            "seconds": round(time.monotonic() - t0, 3),
+            "path": layout.gold_daily_event_duration_p95,
+        }
+    )
 
 
-def _result_table(rows: list[dict]) -> str:
-    if not rows:
-        return "No device type had at least 500 distinct events."
-    header = [
-        "event_date",
-        "device_type",
-        "events_total",
-        "events_kept",
-        "outliers_removed",
-        "mean",
-        "stddev",
-        "p95",
+RESULT_SCHEMA = dg.TableSchema(
+    columns=[c for c in schemas.DAILY_EVENT_DURATION_P95.columns if c.name != "event_date"]
+)
+EXCLUDED_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn("device_type", "string"),
+        dg.TableColumn("events_total", "bigint", description="Distinct event_id of the type that day."),
+        dg.TableColumn("why", "string"),
     ]
-    return md_table(
-        header,
-        [
+)
+
+
+def day_metadata(rows: list[dict], excluded: list[dict]) -> dict[str, object]:
+    """One day's materialisation: its result and exclusions as tables, one plottable number per type."""
+    return {
+        "dagster/row_count": len(rows),
+        "result": dg.MetadataValue.table(
+            [dg.TableRecord({c.name: r[c.name] for c in RESULT_SCHEMA.columns}) for r in rows],
+            RESULT_SCHEMA,
+        ),
+        "excluded": dg.MetadataValue.table(
             [
-                r["event_date"],
-                r["device_type"],
-                r["events_total"],
-                r["events_kept"],
-                r["outliers_removed"],
-                round(r["mean"], 3),
-                round(r["stddev"], 3),
-                round(r["p95_event_duration"], 3),
-            ]
-            for r in rows
-        ],
-    )
-
-
-def _excluded_table(rows: list[dict]) -> str:
-    if not rows:
-        return "No device type was excluded."
-    return md_table(
-        ["event_date", "device_type", "events_total", "why"],
-        [
-            [r["event_date"], r["device_type"], r["events_total"], f"events_total < {MIN_EVENTS}"]
-            for r in rows
-        ],
-    )
+                dg.TableRecord(
+                    {
+                        "device_type": r["device_type"],
+                        "events_total": r["events_total"],
+                        "why": f"events_total < {MIN_EVENTS}",
+                    }
+                )
+                for r in excluded
+            ],
+            EXCLUDED_SCHEMA,
+        ),
+        **{f"p95/{r['device_type']}": float(r["p95_event_duration"]) for r in rows},
+    }

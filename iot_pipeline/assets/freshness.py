@@ -16,6 +16,8 @@ from datetime import timedelta
 
 import dagster as dg
 
+from iot_pipeline.assets.keys import BRONZE_EVENTS, GOLD_DAILY_EVENT_DURATION_P95, SILVER_EVENTS
+
 BRONZE_FRESHNESS = dg.FreshnessPolicy.time_window(
     fail_window=timedelta(minutes=30), warn_window=timedelta(minutes=10)
 )
@@ -23,3 +25,6 @@ DAILY_P95_FRESHNESS = dg.FreshnessPolicy.cron(deadline_cron="0 2 * * *", lower_b
 SILVER_HOURLY_FRESHNESS = dg.FreshnessPolicy.cron(
     deadline_cron="45 * * * *", lower_bound_delta=timedelta(minutes=45)
 )
+
+# The assets the policies above govern; the Prometheus exporter reports exactly these.
+FRESHNESS_ASSETS: tuple[dg.AssetKey, ...] = (BRONZE_EVENTS, SILVER_EVENTS, GOLD_DAILY_EVENT_DURATION_P95)

@@ -7,21 +7,25 @@ runless ``AssetMaterialization`` of ``bronze/events`` for every hour whose state
 reported it: new rows landed, late rows arrived, or the hour closed. Older history (a new instance
 over an old lake) is reported ``history_days_per_tick`` days per tick, once.
 
-Cheap and idempotent: no Spark and no data read; on a local lake the row count, the newest event
-time and the Kafka offsets come from the Parquet footers of the hour's files (a few KB each). The
-cursor keeps one short token per recent hour, so an unchanged hour is never reported twice, and it
-is bounded whatever the lake's age. The sensor requests no runs.
+Cheap and idempotent: no Spark and no data read. The row count, the newest event time and the Kafka
+offsets come from the Parquet footers of the hour's files (a few KB each, local or S3), and only of
+files the last report did not count: the cursor keeps, for the last day's hours, the summary up to
+the newest stream batch read, so an hour that grows all hour long costs one footer per new file.
+Like every bronze reader it follows the stream's commit marker (``storage/commits.py``). The cursor
+keeps one short token per recent hour, so an unchanged hour is never reported twice, and it is
+bounded whatever the lake's age. The sensor requests no runs.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from dagster_aws.s3 import S3Resource
 
@@ -29,64 +33,154 @@ from iot_pipeline.assets.keys import BRONZE_EVENTS
 from iot_pipeline.assets.partitions import HOURLY, HOURLY_FORMAT
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.sensors.settings import SensorSettingsResource
-from iot_pipeline.storage.layout import hour_partition_dir, is_local, local_path
+from iot_pipeline.storage.commits import REPLAY_BATCH, batch_of, committed_batch, is_visible
+from iot_pipeline.storage.layout import hour_partition_dir
 from iot_pipeline.storage.listing import (
     HourFingerprint,
     LakeListing,
     hours_of_days,
+    is_data_file,
     listing_for,
     partition_days,
 )
+from iot_pipeline.storage.s3 import lake_filesystem
 
 HOUR = timedelta(hours=1)
 CURSOR_VERSION = 1
 MAX_REPORTS_PER_TICK = 400  # a tick stays short; the rest is reported on the next one
+SUMMARY_HOURS = 24  # hours whose footer summary the cursor keeps, so late rows read only new footers
 
 
 def _key(hour: datetime) -> str:
     return hour.astimezone(timezone.utc).strftime(HOURLY_FORMAT)
 
 
-def footer_summary(hour_dir: str) -> dict[str, Any]:
-    """Rows, newest event time and Kafka offsets of a local hour directory, from Parquet footers only.
+@dataclass
+class HourSummary:
+    """Rows, newest event time and Kafka offsets of an hour, from Parquet footers only.
 
-    Offsets are reported per Kafka partition for files that hold a single partition (the stream
-    writes one file per Kafka partition and micro-batch); files mixing partitions only add rows.
+    ``mark`` is the highest stream batch (``ingest_batch=N``) whose files are counted and ``files``
+    how many stream files that is, so the next report of a growing hour reads only newer batches'
+    footers. Replayed files (``ingest_batch=-1``) are never part of a stored summary: they are read
+    again each time (an hour rarely has any).
     """
-    rows = 0
-    newest: float | None = None
-    offsets: dict[int, list[int]] = {}
-    for path in sorted(Path(local_path(hour_dir)).rglob("*.parquet")):
-        if any(part.startswith(("_", ".")) for part in path.relative_to(local_path(hour_dir)).parts):
-            continue
-        try:
-            meta = pq.ParquetFile(path).metadata
-        except (OSError, ValueError):  # being written or removed: the next change reports it again
-            continue
-        rows += meta.num_rows
+
+    rows: int = 0
+    newest_event: float | None = None
+    offsets: dict[int, list[int]] = field(default_factory=dict)
+    mark: int = -1
+    files: int = 0
+
+    def add_footer(self, meta: pq.FileMetaData) -> None:
+        """Offsets are kept per Kafka partition for files that hold one (the stream writes one file per
+        Kafka partition and micro-batch); files mixing partitions only add rows."""
+        self.rows += meta.num_rows
         names = [meta.schema.column(i).name for i in range(meta.num_columns)]
         stats: dict[str, list[tuple[Any, Any]]] = {}
         for rg in range(meta.num_row_groups):
             group = meta.row_group(rg)
             for name in ("event_timestamp", "kafka_partition", "kafka_offset"):
                 if name in names:
-                    s = group.column(names.index(name)).statistics
-                    if s is not None and s.has_min_max:
-                        stats.setdefault(name, []).append((s.min, s.max))
+                    st = group.column(names.index(name)).statistics
+                    if st is not None and st.has_min_max:
+                        stats.setdefault(name, []).append((st.min, st.max))
         if ts := stats.get("event_timestamp"):
             top = max(hi for _, hi in ts)
             top_s = top.timestamp() if isinstance(top, datetime) else float(top) / 1e6
-            newest = top_s if newest is None else max(newest, top_s)
+            self.newest_event = top_s if self.newest_event is None else max(self.newest_event, top_s)
         parts, offs = stats.get("kafka_partition"), stats.get("kafka_offset")
         if parts and offs and min(lo for lo, _ in parts) == max(hi for _, hi in parts):
             p = int(parts[0][0])
             lo, hi = int(min(lo for lo, _ in offs)), int(max(hi for _, hi in offs))
-            cur = offsets.get(p)
-            offsets[p] = [min(cur[0], lo), max(cur[1], hi)] if cur else [lo, hi]
-    return {"rows": rows, "newest_event": newest, "offsets": offsets}
+            cur = self.offsets.get(p)
+            self.offsets[p] = [min(cur[0], lo), max(cur[1], hi)] if cur else [lo, hi]
+
+    def to_cursor(self) -> list[Any]:
+        return [self.mark, self.files, self.rows, self.newest_event, self.offsets]
+
+    @classmethod
+    def from_cursor(cls, raw: Any) -> HourSummary | None:
+        try:
+            mark, files, rows, newest, offsets = raw
+            return cls(
+                int(rows),
+                None if newest is None else float(newest),
+                {int(k): [int(v[0]), int(v[1])] for k, v in dict(offsets).items()},
+                int(mark),
+                int(files),
+            )
+        except (TypeError, ValueError, IndexError, KeyError):
+            return None
+
+    def merged(self, other: HourSummary) -> HourSummary:
+        out = HourSummary(self.rows, self.newest_event, {k: list(v) for k, v in self.offsets.items()})
+        out.rows += other.rows
+        if other.newest_event is not None:
+            out.newest_event = max(out.newest_event or other.newest_event, other.newest_event)
+        for p, (lo, hi) in other.offsets.items():
+            cur = out.offsets.get(p)
+            out.offsets[p] = [min(cur[0], lo), max(cur[1], hi)] if cur else [lo, hi]
+        return out
 
 
-def hour_metadata(dataset: str, fp: HourFingerprint, closed: bool, local: bool) -> dict[str, Any]:
+def summarize_hour(
+    hour_dir: str, committed: int | None, prior: HourSummary | None = None
+) -> tuple[HourSummary, HourSummary]:
+    """(summary to show, summary to keep) of one hour of a local or S3 lake, from Parquet footers.
+
+    With ``prior`` (what the last report kept), only files of stream batches above ``prior.mark``
+    are read, as long as the batches up to it still hold exactly ``prior.files`` files; otherwise
+    (files removed, an hour moved aside and rebuilt) every footer is read again.
+    """
+    filesystem, root = lake_filesystem(hour_dir)
+    try:
+        infos = filesystem.get_file_info(pafs.FileSelector(root, recursive=True))
+    except (FileNotFoundError, OSError):
+        return HourSummary(), HourSummary()
+    stream: list[tuple[int, str]] = []
+    replay: list[str] = []
+    for info in infos:
+        rel = info.path[len(root) :].lstrip("/")
+        if info.type != pafs.FileType.File or not all(is_data_file(part) for part in rel.split("/")):
+            continue
+        if not is_visible(info.path, committed):
+            continue
+        batch = batch_of("/" + rel)
+        if batch == REPLAY_BATCH:
+            replay.append(info.path)
+        else:
+            stream.append((-1 if batch is None else batch, info.path))
+    if prior is not None and sum(1 for b, _ in stream if b <= prior.mark) == prior.files:
+        keep = HourSummary(prior.rows, prior.newest_event, prior.offsets, prior.mark, prior.files)
+        todo = [(b, path) for b, path in stream if b > prior.mark]
+    else:
+        keep, todo = HourSummary(), stream
+    for batch, path in sorted(todo):
+        meta = _footer(filesystem, path)
+        if meta is None:  # being written or removed: the next change reports it again
+            continue
+        keep.add_footer(meta)
+        keep.mark = max(keep.mark, batch)
+        keep.files += 1
+    shown = keep
+    if replay:
+        extra = HourSummary()
+        for path in replay:
+            if (meta := _footer(filesystem, path)) is not None:
+                extra.add_footer(meta)
+        shown = keep.merged(extra)
+    return shown, keep
+
+
+def _footer(filesystem: Any, path: str) -> pq.FileMetaData | None:
+    try:
+        with filesystem.open_input_file(path) as fh:
+            return pq.ParquetFile(fh).metadata
+    except (OSError, ValueError):
+        return None
+
+
+def hour_metadata(fp: HourFingerprint, closed: bool, summary: HourSummary) -> dict[str, Any]:
     """What the UI shows (and plots) for one bronze hour."""
     meta: dict[str, Any] = {
         "files": fp.files,
@@ -95,17 +189,15 @@ def hour_metadata(dataset: str, fp: HourFingerprint, closed: bool, local: bool) 
         "closed": closed,
         "fingerprint": fp.token,
         "reported_by": "bronze_report_sensor",
+        "dagster/row_count": summary.rows,
+        "rows": summary.rows,
     }
-    if local:
-        summary = footer_summary(hour_partition_dir(dataset, fp.hour_start))
-        meta["dagster/row_count"] = summary["rows"]
-        meta["rows"] = summary["rows"]
-        if summary["newest_event"] is not None:
-            meta["newest_event_time"] = dg.MetadataValue.timestamp(summary["newest_event"])
-        if summary["offsets"]:
-            meta["kafka_offsets"] = dg.MetadataValue.json(
-                {str(p): {"first": lo, "last": hi} for p, (lo, hi) in sorted(summary["offsets"].items())}
-            )
+    if summary.newest_event is not None:
+        meta["newest_event_time"] = dg.MetadataValue.timestamp(summary.newest_event)
+    if summary.offsets:
+        meta["kafka_offsets"] = dg.MetadataValue.json(
+            {str(p): {"first": lo, "last": hi} for p, (lo, hi) in sorted(summary.offsets.items())}
+        )
     return meta
 
 
@@ -124,7 +216,6 @@ def evaluate_bronze_report(
     layout = lake.layout
     dataset = layout.bronze_events
     listing: LakeListing = listing_for(layout.root, s3)
-    local = is_local(layout.root)
     try:
         doc = json.loads(context.cursor) if context.cursor else {}
     except json.JSONDecodeError:
@@ -132,6 +223,11 @@ def evaluate_bronze_report(
     if not isinstance(doc, dict) or doc.get("v") != CURSOR_VERSION:
         doc = {}
     reported: dict[str, str] = {str(k): str(v) for k, v in (doc.get("hours") or {}).items()}
+    kept: dict[str, HourSummary] = {
+        str(k): summary
+        for k, v in (doc.get("sums") or {}).items()
+        if (summary := HourSummary.from_cursor(v)) is not None
+    }
     notes: list[str] = []
     skipped: list[str] = []
 
@@ -161,7 +257,9 @@ def evaluate_bronze_report(
             else limit_day
         )
 
-    fingerprints = listing.fingerprints(dataset, _unique([*old, *recent]))
+    committed = committed_batch(listing.read_json(layout.bronze_commit))
+    fingerprints = listing.fingerprints(dataset, _unique([*old, *recent]), committed)
+    keep_from = _key(now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=SUMMARY_HOURS))
     reports = 0
     for hour, fp in sorted(fingerprints.items()):
         key = _key(hour)
@@ -173,23 +271,26 @@ def evaluate_bronze_report(
             if hour < lookback_start:  # come back to this day on the next tick
                 scan = min(scan, f"{hour:%Y-%m-%d}")
             continue
+        shown, keep = summarize_hour(hour_partition_dir(dataset, hour), committed, kept.get(key))
         context.instance.report_runless_asset_event(
             dg.AssetMaterialization(
                 asset_key=BRONZE_EVENTS,
                 partition=key,
                 description="Bronze hour as the streaming job landed it (reported by bronze_report_sensor).",
-                metadata=hour_metadata(dataset, fp, closed, local),
+                metadata=hour_metadata(fp, closed, shown),
             )
         )
         reports += 1
         if hour >= lookback_start:
             reported[key] = state
+            kept[key] = keep
 
     floor = _key(lookback_start)
     cursor = {
         "v": CURSOR_VERSION,
         "scan": scan,
         "hours": {k: v for k, v in sorted(reported.items()) if k >= floor},
+        "sums": {k: v.to_cursor() for k, v in sorted(kept.items()) if k >= keep_from},
     }
     if skipped:
         notes.append(f"skipped unusable directories: {', '.join(sorted(skipped)[:5])}")

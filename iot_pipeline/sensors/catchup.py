@@ -20,11 +20,6 @@ from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraph
 from iot_pipeline.resources.spark import SPARK_RUN_TAG
 from iot_pipeline.sensors.requests import DAY_TAG, REQUEST_TAG, Request
 
-# A sensor's run executes its steps in one process: one Spark session per run instead of one JVM per
-# step (the default multiprocess executor starts a process, hence a Spark driver, for every asset and
-# check step), so the pool's limit of Spark runs is also a limit of Spark JVMs.
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
-
 
 def contiguous(starts: Iterable[datetime], step: timedelta, max_len: int) -> list[list[datetime]]:
     """Sorted partition starts grouped into runs of consecutive partitions, each at most ``max_len``."""
@@ -70,7 +65,7 @@ def make_request(
         graph_subset = AssetGraphSubset(partitions_subsets_by_asset_key={k: subset for k in asset_keys})
         return dg.RunRequest.for_asset_graph_subset(graph_subset, tags=tags)
     (key,) = keys
-    return dg.RunRequest(partition_key=key, run_key=request.id, tags=tags, run_config=IN_PROCESS)
+    return dg.RunRequest(partition_key=key, run_key=request.id, tags=tags)
 
 
 def requested_partitions(request: dg.RunRequest) -> list[str]:

@@ -82,7 +82,7 @@ class LakeListing(Protocol):
         ...
 
 
-def _is_data_file(name: str) -> bool:
+def is_data_file(name: str) -> bool:
     # Spark's side files (_SUCCESS, _spark_metadata, .crc checksums, in-progress temp files) are not data.
     return not name.startswith(("_", "."))
 
@@ -158,11 +158,11 @@ class LocalLakeListing:
             files = total = 0
             newest = 0.0
             for folder, subdirs, names in os.walk(local_path(hour_partition_dir(dataset, hour))):
-                subdirs[:] = [d for d in subdirs if _is_data_file(d)]  # skip staging and metadata dirs
+                subdirs[:] = [d for d in subdirs if is_data_file(d)]  # skip staging and metadata dirs
                 if not is_visible(folder, committed):
                     continue
                 for name in names:
-                    if not _is_data_file(name):
+                    if not is_data_file(name):
                         continue
                     try:
                         st = os.stat(os.path.join(folder, name))
@@ -247,7 +247,7 @@ class S3LakeListing:
                         if (
                             not rel
                             or rel.endswith("/")
-                            or not all(_is_data_file(part) for part in parts if part)
+                            or not all(is_data_file(part) for part in parts if part)
                             or not is_visible(obj["Key"], committed)
                         ):
                             continue
@@ -369,7 +369,7 @@ def fingerprints_by_day(
                     if (
                         not rel
                         or rel.endswith("/")
-                        or not all(_is_data_file(part) for part in parts if part)
+                        or not all(is_data_file(part) for part in parts if part)
                         or not is_visible(obj["Key"], committed)
                     ):
                         continue

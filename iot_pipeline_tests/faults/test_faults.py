@@ -3,7 +3,8 @@
 Each test runs one plan of :mod:`iot_pipeline_tests.faults.harness` against real Kafka, Spark, MinIO
 and Dagster processes and asserts its ledger: every event id Kafka acknowledged is in silver exactly
 once, every Kafka record is in bronze or quarantine exactly once, and the fault-specific outcomes
-(a second stream refused, the lease released, staging leftovers invisible to the documented globs).
+(a second stream refused, the lease released, a staging leftover invisible to the documented globs
+and removed by the restarted stream).
 The CI form uses 3 kills per lake and 15 s MinIO outages; ``benchmarks/fault_ledger.py`` runs the
 full plans (10 kills, 60 s outages) and prints the same ledger.
 """
@@ -55,6 +56,7 @@ def test_local_lake_stream_kills_second_stream_broker_restart_and_killed_hourly_
     assert book.stream_kills == 3
     assert "second stream refused, naming the first" in book.checks
     assert "documented globs ignore staging leftovers" in book.checks
+    assert "stale staging leftovers removed by the restarted stream" in book.checks
     assert_ledger(book)
 
 

@@ -65,9 +65,20 @@ def lake(spark_resource, tmp_path_factory) -> dict:
     return {"root": root, "batch": batch, "gold": gold, "resources": res}
 
 
-def _meta(result: dg.ExecuteInProcessResult, key: str) -> dict:
+def _metas(result: dg.ExecuteInProcessResult, key: str) -> dict[str | None, dict]:
+    """Metadata of each partition's materialisation (tables as lists of row dicts)."""
     mats = [m for m in result.get_asset_materialization_events() if m.asset_key.to_user_string() == key]
-    return {k: v.value for k, v in mats[-1].materialization.metadata.items()}
+    return {
+        m.partition: {
+            k: [r.data for r in v.records] if isinstance(v, dg.TableMetadataValue) else v.value
+            for k, v in m.materialization.metadata.items()
+        }
+        for m in mats
+    }
+
+
+def _meta(result: dg.ExecuteInProcessResult, key: str) -> dict:
+    return list(_metas(result, key).values())[-1]
 
 
 def test_daily_p95_matches_numpy_to_1e9(lake) -> None:
@@ -98,15 +109,21 @@ def test_types_below_500_distinct_events_are_excluded_even_with_duplicates(lake)
     )
     distinct = len(set(rows["event_id"].to_pylist()))
     assert distinct < MIN_EVENTS <= rows.num_rows, "smoke must have >= 500 rows but < 500 distinct events"
-    m = _meta(lake["gold"], "gold/daily_event_duration_p95")
-    assert (
-        "smoke" in m["excluded"] and f"| {DAY1} | smoke | {distinct} | events_total < 500 |" in m["excluded"]
-    )
+    by_day = _metas(lake["gold"], "gold/daily_event_duration_p95")
+    assert set(by_day) == {DAY1, DAY2}
+    m = by_day[DAY1]
+    assert {"device_type": "smoke", "events_total": distinct, "why": "events_total < 500"} in m["excluded"]
     assert m["days"] == 2 and m["rows"] == 2
     assert m["silver_hours_found"] == 25 and m["silver_hours_expected"] == 48
     # Silver wrote the event-id index with its files: both days were decided by it, neither repeats.
     assert m["days_checked_by_event_id_index"] == 2 and m["days_with_repeated_event_id"] == 0
-    assert "temperature" in m["result"] and "| smoke" not in m["result"]
+    # Each day of the two-day run carries its own result table and plottable numbers.
+    assert sorted(r["device_type"] for r in m["result"]) == ["humidity", "temperature"]
+    assert m["dagster/row_count"] == 2 and "p95/temperature" in m and "p95/smoke" not in m
+    expected = reference_p95(lake["batch"].unique)
+    assert m["p95/humidity"] == pytest.approx(expected[(DAY1, "humidity")]["p95_event_duration"], rel=1e-9)
+    assert by_day[DAY2]["result"] == [] and by_day[DAY2]["dagster/row_count"] == 0
+    assert not any(k.startswith("p95/") for k in by_day[DAY2])
 
 
 def test_csv_export_per_day(lake) -> None:

@@ -39,3 +39,49 @@ def test_one_listing_per_day_gives_the_per_hour_fingerprints(s3_env: MinioEndpoi
         2,
         15,
     )
+
+
+def test_the_bronze_report_reads_rows_and_offsets_from_footers_on_s3(
+    s3_env: MinioEndpoint, s3_bucket: str
+) -> None:
+    """Same summary as on a local lake: rows, offsets and the newest event, and only new batches' footers."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from iot_pipeline.sensors.bronze_report import summarize_hour
+
+    client = s3_env.client()
+    prefix = "lake/bronze/events/event_date=2026-11-10/event_hour=3"
+
+    def put(batch: int, offsets: range) -> None:
+        buf = io.BytesIO()
+        n = len(offsets)
+        pq.write_table(
+            pa.table(
+                {
+                    "event_timestamp": pa.array(
+                        [datetime(2026, 11, 10, 3, 0, i, tzinfo=timezone.utc) for i in range(n)],
+                        pa.timestamp("us", tz="UTC"),
+                    ),
+                    "kafka_partition": pa.array([2] * n, pa.int32()),
+                    "kafka_offset": pa.array(list(offsets), pa.int64()),
+                }
+            ),
+            buf,
+        )
+        client.put_object(
+            Bucket=s3_bucket, Key=f"{prefix}/ingest_batch={batch}/part-0.parquet", Body=buf.getvalue()
+        )
+
+    put(0, range(0, 7))
+    client.put_object(Bucket=s3_bucket, Key=f"{prefix}/_temporary/0/part-9.parquet", Body=b"not parquet")
+    hour_dir = f"s3a://{s3_bucket}/{prefix}"
+    shown, kept = summarize_hour(hour_dir, None)
+    assert (shown.rows, shown.offsets, kept.mark, kept.files) == (7, {2: [0, 6]}, 0, 1)
+    assert shown.newest_event == datetime(2026, 11, 10, 3, 0, 6, tzinfo=timezone.utc).timestamp()
+    put(1, range(7, 10))
+    put(2, range(10, 50))  # not committed yet
+    shown, kept = summarize_hour(hour_dir, 1, kept)
+    assert (shown.rows, shown.offsets[2], kept.mark, kept.files) == (10, [0, 9], 1, 2)

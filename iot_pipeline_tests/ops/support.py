@@ -40,7 +40,14 @@ STREAM_METRICS = frozenset(
     }
 )
 HISTOGRAMS = frozenset({"iot_stream_batch_duration_seconds", "iot_stream_end_to_end_latency_seconds"})
-KNOWN_METRICS = SIMULATOR_METRICS | STREAM_METRICS
+FRESHNESS_METRICS = frozenset(
+    {
+        "iot_dagster_asset_freshness_state",
+        "iot_dagster_asset_freshness_updated_timestamp_seconds",
+        "iot_dagster_asset_last_materialization_timestamp_seconds",
+    }
+)
+KNOWN_METRICS = SIMULATOR_METRICS | STREAM_METRICS | FRESHNESS_METRICS
 
 # Environment variables every deployment file must know (the project brief).
 BRIEF_ENV_VARS = (

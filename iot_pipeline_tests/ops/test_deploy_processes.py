@@ -357,6 +357,31 @@ def test_the_deployment_runs_as_local_processes(
                 else:
                     assert len(holders) <= limit["limit"], (limit, snapshot)
 
+        # The freshness exporter, with exactly its compose environment (the instance's settings only),
+        # serves what the instance holds: silver/events was just materialised.
+        exporter_port = free_ports(1)[0]
+        exporter_env = {k: v for k, v in os.environ.items() if not k.startswith(("IOT_", "AWS_", "DAGSTER_"))}
+        exporter_env.update({k: str(v) for k, v in services["freshness-metrics"]["environment"].items()})
+        exporter_env.update(
+            DAGSTER_HOME=str(home),
+            DAGSTER_PG_HOST=postgres.host,
+            DAGSTER_PG_PORT=str(postgres.port),
+            DAGSTER_PG_USER=ROLES["dagster"],
+        )
+        exporter = replace_after(services["freshness-metrics"]["command"], "--port", str(exporter_port))
+        topology.start("freshness-metrics", [*exporter, "--host", "127.0.0.1"], exporter_env)
+
+        def exported() -> str | None:
+            with contextlib.suppress(OSError):
+                url = f"http://127.0.0.1:{exporter_port}/metrics"
+                with urllib.request.urlopen(url, timeout=5) as resp:
+                    return resp.read().decode()
+            return None
+
+        text = wait_for("the freshness exporter to serve /metrics", exported, 120, topology)
+        assert 'iot_dagster_asset_last_materialization_timestamp_seconds{asset="silver/events"}' in text
+        assert 'iot_dagster_asset_freshness_state{asset="silver/events",state=' in text
+
         # Terminating the stream through the API stops it cleanly.
         terminated = topology.graphql(
             "mutation T($id: String!) { terminateRun(runId: $id) { __typename } }", id=stream

@@ -16,6 +16,7 @@ REQUIRED_ALERTS = {
     "IotStreamBatchDurationHigh",
     "IotEndToEndLatencyHigh",
     "IotNoNewBronzePartition",
+    "IotAssetFreshnessFailed",
 }
 
 
@@ -54,6 +55,7 @@ def test_scrape_targets_are_the_simulator_and_the_stream() -> None:
     }
     assert targets["iot-simulator"] == ["simulator:9108"]
     assert targets["iot-stream"] == ["stream:9109"]
+    assert targets["iot-dagster-freshness"] == ["freshness-metrics:9110"]
 
 
 def test_the_required_alerts_exist_and_read_only_known_metrics() -> None:

@@ -144,3 +144,42 @@ def test_bronze_silver_and_the_daily_p95_carry_freshness_policies() -> None:
     assert (p95.deadline_cron, p95.lower_bound_delta) == ("0 2 * * *", td(hours=2))
     silver = graph.get(SILVER_EVENTS).freshness_policy
     assert (silver.deadline_cron, silver.lower_bound_delta) == ("45 * * * *", td(minutes=45))
+
+
+def test_a_growing_hour_reads_only_new_footers_and_follows_the_commit_marker(
+    tmp_path: Path, monkeypatch
+) -> None:
+    import iot_pipeline.sensors.bronze_report as report
+
+    read: list[str] = []
+    footer = report._footer
+    monkeypatch.setattr(report, "_footer", lambda fs, path: read.append(path) or footer(fs, path))
+    commit = Path(LakeLayout(str(tmp_path)).bronze_commit)
+    commit.parent.mkdir(parents=True, exist_ok=True)
+
+    def rows_of_open_hour() -> int:
+        return next(m for m in reversed(reports(instance)) if m.partition == key(OPEN)).metadata["rows"].value
+
+    with dg.instance_for_test() as instance:
+        land(tmp_path, OPEN, 0, 0, range(0, 10))
+        land(tmp_path, OPEN, 1, 0, range(10, 30))
+        commit.write_text(json.dumps({"committed_batch": 0}))
+        cursor = tick(tmp_path, instance, None)
+        assert rows_of_open_hour() == 10 and len(read) == 1  # batch 1 is not committed yet
+
+        commit.write_text(json.dumps({"committed_batch": 1}))
+        land(tmp_path, OPEN, -1, 0, range(1000, 1005))  # a replayed slice: read every time
+        read.clear()
+        cursor = tick(tmp_path, instance, cursor)
+        assert rows_of_open_hour() == 35
+        assert sorted(Path(p).parent.name for p in read) == ["ingest_batch=-1", "ingest_batch=1"]
+
+        # A removed file (an hour moved aside and rebuilt): every footer is read again.
+        for f in (
+            Path(hour_partition_dir(LakeLayout(str(tmp_path)).bronze_events, OPEN)) / "ingest_batch=0"
+        ).glob("*.parquet"):
+            f.unlink()
+        read.clear()
+        cursor = tick(tmp_path, instance, cursor)
+        assert rows_of_open_hour() == 25 and len(read) == 2
+        assert len(cursor) < 64 * 1024

@@ -140,7 +140,7 @@ def test_lone_closed_hours_are_runs_and_a_range_is_one_backfill(tmp_path: Path, 
     ]
     lone, ranged = result.run_requests
     assert lone.run_key == lone.tags[REQUEST_TAG] and lone.tags["iot/bronze_files"] == "1"
-    assert lone.run_config == {"execution": {"config": {"in_process": {}}}}  # one Spark session per run
+    assert not lone.run_config  # the code location's in-process executor: one Spark session per run
     assert lone.tags[DAY_TAG] == key(RECENT - timedelta(hours=3))[:10]
     assert ranged.asset_graph_subset is not None and ranged.run_key is None
     assert set(ranged.asset_graph_subset.asset_keys) == {SILVER_EVENTS, SILVER_DEVICE_MINUTE_STATS}
