@@ -107,9 +107,13 @@ class Lake:
         target = f"{root}/.spark-staging-planted{source[len(root) :]}"
         fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
         fs.copy_file(source, target)
-        if self.local:
+        if self.local:  # the files and directories of a write killed an hour ago
             then = time.time() - age_s
-            os.utime(target, (then, then))
+            path = Path(target)
+            while path.name != ".spark-staging-planted":
+                os.utime(path, (then, then))
+                path = path.parent
+            os.utime(path, (then, then))
         return target
 
     def lock_exists(self) -> bool:
