@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 import warnings
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,14 +47,14 @@ HOUR = f"{DAY:%Y-%m-%d}-12:00"
 # The baseline: the same definitions with Dagster's multiprocess executor.
 MULTIPROCESS_DEFS = """
 import dagster as dg
-from iot_pipeline.definitions import defs as project
+import iot_pipeline.definitions as project
 
 defs = dg.Definitions(
-    assets=list(project.assets or []),
-    asset_checks=list(project.asset_checks or []),
-    sensors=list(project.sensors or []),
-    jobs=list(project.jobs or []),
-    resources=dict(project.resources or {}),
+    assets=list(project.defs.assets or []),
+    asset_checks=list(project.defs.asset_checks or []),
+    sensors=list(project.defs.sensors or []),
+    jobs=list(project.defs.jobs or []),
+    resources=dict(project.defs.resources or {}),
     executor=dg.multiprocess_executor,
 )
 """
@@ -65,7 +65,16 @@ def log(msg: str) -> None:
 
 
 def materialize(env: dict[str, str], target: list[str], select: str, partition: str) -> float:
-    cmd = [str(BIN / "dagster"), "asset", "materialize", *target, "--select", select, "--partition", partition]
+    cmd = [
+        str(BIN / "dagster"),
+        "asset",
+        "materialize",
+        *target,
+        "--select",
+        select,
+        "--partition",
+        partition,
+    ]
     t = time.time()
     proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=1800)
     if proc.returncode != 0:
@@ -126,7 +135,7 @@ def main() -> int:
         **os.environ,
         "DAGSTER_HOME": str(home),
         "IOT_LAKE_ROOT": str(lake),
-        "IOT_PARTITIONS_START": "2026-01-01",
+        "IOT_PARTITIONS_START": "2026-01-01-00:00",
         "SPARK_LOCAL_IP": "127.0.0.1",
         "PYTHONPATH": str(REPO),
     }
@@ -158,7 +167,7 @@ def main() -> int:
                 results.setdefault((case, name), []).append(b)
                 log(f"{case} | {name} | #{i + 1}: {b['total']:.1f}s")
 
-    print("\n## Small runs, launch to exit (median of %d)\n" % args.repeat)
+    print(f"\n## Small runs, launch to exit (median of {args.repeat})\n")
     for case in cases:
         print(f"### {case}\n")
         print("| phase | " + " | ".join(executors) + " |")
