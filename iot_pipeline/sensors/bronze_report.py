@@ -74,7 +74,6 @@ class HourSummary:
     def add_footer(self, meta: pq.FileMetaData) -> None:
         """Offsets are kept per Kafka partition for files that hold one (the stream writes one file per
         Kafka partition and micro-batch); files mixing partitions only add rows."""
-        self.rows += meta.num_rows
         names = [meta.schema.column(i).name for i in range(meta.num_columns)]
         stats: dict[str, list[tuple[Any, Any]]] = {}
         for rg in range(meta.num_row_groups):
@@ -84,14 +83,21 @@ class HourSummary:
                     st = group.column(names.index(name)).statistics
                     if st is not None and st.has_min_max:
                         stats.setdefault(name, []).append((st.min, st.max))
+        newest = None
         if ts := stats.get("event_timestamp"):
             top = max(hi for _, hi in ts)
-            top_s = top.timestamp() if isinstance(top, datetime) else float(top) / 1e6
-            self.newest_event = top_s if self.newest_event is None else max(self.newest_event, top_s)
+            newest = top.timestamp() if isinstance(top, datetime) else float(top) / 1e6
+        offsets: dict[int, list[int]] = {}
         parts, offs = stats.get("kafka_partition"), stats.get("kafka_offset")
         if parts and offs and min(lo for lo, _ in parts) == max(hi for _, hi in parts):
-            p = int(parts[0][0])
-            lo, hi = int(min(lo for lo, _ in offs)), int(max(hi for _, hi in offs))
+            offsets[int(parts[0][0])] = [int(min(lo for lo, _ in offs)), int(max(hi for _, hi in offs))]
+        self._include(meta.num_rows, newest, offsets)
+
+    def _include(self, rows: int, newest: float | None, offsets: dict[int, list[int]]) -> None:
+        self.rows += rows
+        if newest is not None:
+            self.newest_event = newest if self.newest_event is None else max(self.newest_event, newest)
+        for p, (lo, hi) in offsets.items():
             cur = self.offsets.get(p)
             self.offsets[p] = [min(cur[0], lo), max(cur[1], hi)] if cur else [lo, hi]
 
@@ -114,12 +120,7 @@ class HourSummary:
 
     def merged(self, other: HourSummary) -> HourSummary:
         out = HourSummary(self.rows, self.newest_event, {k: list(v) for k, v in self.offsets.items()})
-        out.rows += other.rows
-        if other.newest_event is not None:
-            out.newest_event = max(out.newest_event or other.newest_event, other.newest_event)
-        for p, (lo, hi) in other.offsets.items():
-            cur = out.offsets.get(p)
-            out.offsets[p] = [min(cur[0], lo), max(cur[1], hi)] if cur else [lo, hi]
+        out._include(other.rows, other.newest_event, other.offsets)
         return out
 
 
@@ -151,7 +152,7 @@ def summarize_hour(
         else:
             stream.append((-1 if batch is None else batch, info.path))
     if prior is not None and sum(1 for b, _ in stream if b <= prior.mark) == prior.files:
-        keep = HourSummary(prior.rows, prior.newest_event, prior.offsets, prior.mark, prior.files)
+        keep = prior  # parsed from the cursor for this call: extended in place
         todo = [(b, path) for b, path in stream if b > prior.mark]
     else:
         keep, todo = HourSummary(), stream
