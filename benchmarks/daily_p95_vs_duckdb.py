@@ -46,7 +46,7 @@ from iot_pipeline.resources.defaults import s3_resource  # noqa: E402
 from iot_pipeline.resources.kafka import KafkaResource  # noqa: E402
 from iot_pipeline.resources.lake import LakeResource  # noqa: E402
 from iot_pipeline.resources.spark import SparkResource  # noqa: E402
-from iot_pipeline_tests.unit.test_assets_reference import generate_bronze, write_bronze  # noqa: E402
+from iot_pipeline.testing.bronze import generate_bronze, write_bronze  # noqa: E402
 
 TYPES = (
     "temperature",

@@ -18,7 +18,7 @@ from iot_pipeline.assets.silver_events import events
 from iot_pipeline.resources.defaults import s3_resource
 from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.resources.lake import LakeResource
-from iot_pipeline_tests.unit.test_assets_reference import (
+from iot_pipeline.testing.bronze import (
     MIN_EVENTS,
     generate_bronze,
     reference_p95,

@@ -22,7 +22,7 @@ from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.storage.commits import commit_document
 from iot_pipeline.storage.layout import LakeLayout
 from iot_pipeline.storage.listing import LocalLakeListing
-from iot_pipeline_tests.unit.test_assets_reference import generate_bronze, write_bronze
+from iot_pipeline.testing.bronze import generate_bronze, write_bronze
 
 pytestmark = [pytest.mark.spark, pytest.mark.kafka]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from iot_pipeline_tests.unit.test_assets_reference import generate_bronze, reference_p95, write_bronze
+from iot_pipeline.testing.bronze import generate_bronze, reference_p95, write_bronze
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 

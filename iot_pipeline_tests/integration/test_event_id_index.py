@@ -20,7 +20,7 @@ from iot_pipeline.assets.silver_events import events
 from iot_pipeline.assets.silver_reader import SilverDays, read_silver_days
 from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.resources.lake import LakeResource
-from iot_pipeline_tests.unit.test_assets_reference import generate_bronze, write_bronze
+from iot_pipeline.testing.bronze import generate_bronze, write_bronze
 
 pytestmark = pytest.mark.spark
 

@@ -16,7 +16,7 @@ from pyspark.sql import types as T
 
 from iot_pipeline.assets.gold_logic import P95_INPUT_COLUMNS, daily_p95_all_types
 from iot_pipeline.contract.spark_schema import bronze_schema
-from iot_pipeline_tests.unit.test_assets_reference import reference_rule
+from iot_pipeline.testing.bronze import reference_rule
 
 pytestmark = pytest.mark.spark
 

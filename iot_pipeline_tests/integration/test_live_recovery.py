@@ -23,7 +23,7 @@ from dagster import DagsterRunStatus
 
 from iot_pipeline.sensors.requests import REQUEST_TAG
 from iot_pipeline.services.local_cli import local_instance_yaml
-from iot_pipeline_tests.unit.test_assets_reference import generate_bronze, write_bronze
+from iot_pipeline.testing.bronze import generate_bronze, write_bronze
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 

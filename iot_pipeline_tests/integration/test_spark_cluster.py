@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from iot_pipeline.services.spark_cluster import SparkStandaloneCluster
-from iot_pipeline_tests.unit.test_assets_reference import generate_bronze, write_bronze
+from iot_pipeline.testing.bronze import generate_bronze, write_bronze
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from iot_pipeline.testing.bronze import generate_bronze, write_bronze
 from iot_pipeline_tests.ui import server
-from iot_pipeline_tests.unit.test_assets_reference import generate_bronze, write_bronze
 
 ARTIFACTS = server.REPO / ".local" / "ui-artifacts"
 FIRST_HOUR = datetime(2026, 1, 5, 10, tzinfo=timezone.utc)

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from iot_pipeline.assets.p95_selection import BIN, KEY, histograms, values_by_bin
-from iot_pipeline_tests.unit.test_assets_reference import reference_rule
+from iot_pipeline.testing.bronze import reference_rule
 
 BINS_PER_OCTAVE = 16
 

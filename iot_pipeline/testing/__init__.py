@@ -1,0 +1,1 @@
+"""Data generators shared by the test suite and the benchmarks (no test framework imported)."""
