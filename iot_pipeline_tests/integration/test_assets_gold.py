@@ -13,13 +13,12 @@ import pytest
 from iot_pipeline.assets.daily_device_type_summary import daily_device_type_summary
 from iot_pipeline.assets.daily_event_duration_p95 import daily_event_duration_p95
 from iot_pipeline.assets.external import EXTERNAL_ASSETS
-from iot_pipeline.assets.gold_logic import P95_COLUMNS
+from iot_pipeline.assets.gold_logic import MIN_EVENTS, P95_COLUMNS
 from iot_pipeline.assets.silver_events import events
 from iot_pipeline.resources.defaults import s3_resource
 from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.testing.bronze import (
-    MIN_EVENTS,
     generate_bronze,
     reference_p95,
     write_bronze,
