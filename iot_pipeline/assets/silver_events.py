@@ -17,7 +17,7 @@ from iot_pipeline.assets.keys import BRONZE_EVENTS, GROUP_SILVER, OWNERS, SILVER
 from iot_pipeline.assets.partitions import HOURLY
 from iot_pipeline.assets.replay import replay_hours
 from iot_pipeline.assets.report import hour_table, md_table, ts_meta
-from iot_pipeline.assets.silver_logic import bronze_columns, compact, deduplicate, is_late, valid_event
+from iot_pipeline.assets.silver_logic import bronze_columns, compact_unique, deduplicate, is_late, valid_event
 from iot_pipeline.assets.windows import hour_dirs, hour_label, hours_in
 from iot_pipeline.contract.spark_schema import PARTITION_COLUMNS, bronze_schema
 from iot_pipeline.resources.kafka import KafkaResource
@@ -179,41 +179,35 @@ def events(
         context.log.warning(f"No input for {len(no_input)} hour(s): they are empty in silver")
     present = [h for h in hours if inputs[h].files]
     bronze_stats = {h: inputs[h].stats for h in hours}
-
-    frames: list[DataFrame] = []
-    if present:
-        frames.append(
-            read_bronze(session, layout.bronze_events, {h: inputs[h] for h in present}).select(*columns)
-        )
-
     target = config.target_file_mb * 1024 * 1024
     files_per_hour = {
         (f"{h:%Y-%m-%d}", h.hour): max(1, math.ceil(bronze_stats[h].bytes / target)) for h in present
     }
 
-    rows_read = invalid_rows = rows_written = 0
+    rows_read = invalid_rows = 0
     written: set[str] = set()
-    if frames:
-        raw = frames[0]
-        for f in frames[1:]:
-            raw = raw.unionByName(f)
-        ok = valid_event()
-        obs_in = Observation("silver_events_in")
-        obs_out = Observation("silver_events_out")
-        raw = raw.observe(obs_in, F.count(F.lit(1)).alias("rows"), F.count_if(~ok).alias("invalid"))
-        out = deduplicate(raw.filter(ok)).observe(
-            obs_out,
-            F.count(F.lit(1)).alias("rows"),
-            F.collect_set(F.concat_ws("/", "event_date", F.col("event_hour").cast("string"))).alias("hours"),
+    if present:
+        rows_read, invalid_rows, written = _write_hours(
+            session, layout, {h: inputs[h] for h in present}, files_per_hour, exact=False
         )
-        pio.overwrite_partitions(compact(out, files_per_hour), layout.silver_events, list(PARTITION_COLUMNS))
-        m_in, m_out = obs_in.get, obs_out.get
-        rows_read, invalid_rows, rows_written = m_in["rows"], m_in["invalid"], m_out["rows"]
-        written = set(m_out["hours"])
     emptied = pio.delete_partitions(session, [d for h, d in silver_dirs.items() if _key(h) not in written])
 
     written_hours = [h for h in hours if _key(h) in written]
     per_hour = _index_and_stats(session, layout, hours, written_hours, config.late_margin_minutes)
+    repeated = [h for h, s in per_hour.items() if s["ids"] < s["rows"]]
+    if repeated:
+        # Copies of an event_id that disagree on device or event time (see compact_unique), or a
+        # 64-bit hash collision: those hours again with the exact plan, from the same files.
+        context.log.warning(
+            f"{len(repeated)} hour(s) kept copies of one event_id with different device or event time; "
+            f"deduplicating them on event_id alone: {', '.join(hour_label(h) for h in repeated[:10])}"
+        )
+        again = {h: BronzeHour(inputs[h].files, complete=False) for h in repeated}
+        _write_hours(
+            session, layout, again, {k: files_per_hour[k] for k in map(_hour_key, repeated)}, exact=True
+        )
+        per_hour.update(_index_and_stats(session, layout, repeated, repeated, config.late_margin_minutes))
+    rows_written = sum(s["rows"] for s in per_hour.values())
     out_stats = {h: pio.file_stats(session, d) for h, d in silver_dirs.items()}
     late_rows = sum(r["late"] for r in per_hour.values())
     rows = []
@@ -279,6 +273,40 @@ def _key(hour: datetime) -> str:
     return f"{hour:%Y-%m-%d}/{hour.hour}"
 
 
+def _hour_key(hour: datetime) -> tuple[str, int]:
+    return f"{hour:%Y-%m-%d}", hour.hour
+
+
+def _write_hours(
+    spark: SparkSession,
+    layout: LakeLayout,
+    inputs: dict[datetime, BronzeHour],
+    files_per_hour: dict[tuple[str, int], int],
+    *,
+    exact: bool,
+) -> tuple[int, int, set[str]]:
+    """Validate, deduplicate and compact ``inputs`` into silver, replacing exactly the hours written.
+
+    Returns rows read, rows failing the contract and the hours (``date/hour``) that got rows.
+    """
+    ok = valid_event()
+    obs_in = Observation("silver_events_in")
+    obs_out = Observation("silver_events_out")
+    raw = (
+        read_bronze(spark, layout.bronze_events, inputs)
+        .select(*bronze_columns())
+        .observe(obs_in, F.count(F.lit(1)).alias("rows"), F.count_if(~ok).alias("invalid"))
+    )
+    valid = raw.filter(ok)
+    out = compact_unique(deduplicate(valid) if exact else valid, files_per_hour).observe(
+        obs_out,
+        F.collect_set(F.concat_ws("/", "event_date", F.col("event_hour").cast("string"))).alias("hours"),
+    )
+    pio.overwrite_partitions(out, layout.silver_events, list(PARTITION_COLUMNS))
+    m_in = obs_in.get
+    return m_in["rows"], m_in["invalid"], set(obs_out.get["hours"])
+
+
 def _index_and_stats(
     spark: SparkSession,
     layout: LakeLayout,
@@ -310,6 +338,7 @@ def _index_and_stats(
             .agg(
                 F.sum(event_id_index.ROWS).alias("rows"),
                 F.sum("late").alias("late"),
+                F.size(F.array_distinct(F.flatten(F.collect_list(event_id_index.HASHES)))).alias("ids"),
                 F.min("min_ts").alias("min_ts"),
                 F.max("max_ts").alias("max_ts"),
             )
@@ -317,6 +346,7 @@ def _index_and_stats(
                 *PARTITION_COLUMNS,
                 "rows",
                 "late",
+                "ids",
                 (F.unix_micros("min_ts") / 1e6).alias("min_epoch"),
                 (F.unix_micros("max_ts") / 1e6).alias("max_epoch"),
                 F.date_format("min_ts", "yyyy-MM-dd HH:mm:ss").alias("min_ts"),

@@ -38,14 +38,20 @@ def valid_event(time_rules: EventTimeRules | None = None) -> Column:
     return F.coalesce(~broken & in_partition, F.lit(False))
 
 
+KAFKA_ORDER = ("kafka_timestamp", "kafka_partition", "kafka_offset", "ingest_time")
+
+
+def _first_to_kafka() -> list[Column]:
+    return [F.col(c).asc_nulls_last() for c in KAFKA_ORDER]
+
+
 def deduplicate(df: DataFrame) -> DataFrame:
-    """Keep one row per (event hour, event_id): the first to reach Kafka (see module docstring)."""
-    w = Window.partitionBy(*PARTITION_COLUMNS, "event_id").orderBy(
-        F.col("kafka_timestamp").asc_nulls_last(),
-        F.col("kafka_partition").asc_nulls_last(),
-        F.col("kafka_offset").asc_nulls_last(),
-        F.col("ingest_time").asc_nulls_last(),
-    )
+    """Keep one row per (event hour, event_id): the first to reach Kafka (see module docstring).
+
+    The exact plan on its own shuffle by event_id; :func:`compact_unique` is the fast plan that
+    assumes the copies of an event agree on device and event time, and this is its fallback.
+    """
+    w = Window.partitionBy(*PARTITION_COLUMNS, "event_id").orderBy(*_first_to_kafka())
     return df.withColumn("_rn", F.row_number().over(w)).filter(F.col("_rn") == 1).drop("_rn")
 
 
@@ -57,27 +63,74 @@ def is_late(late_margin_minutes: int) -> Column:
     return F.coalesce(F.col("kafka_timestamp") > deadline, F.lit(False))
 
 
-def compact(df: DataFrame, files_per_hour: dict[tuple[str, int], int]) -> DataFrame:
-    """Lay rows out as few files per hour, each sorted by (device_type, device_id, event_timestamp).
+def murmur3_int(value: int, seed: int = 42) -> int:
+    """Spark's ``hash()`` of an int column (Murmur3 x86_32, seed 42): where hash partitioning puts it."""
+    m = 0xFFFFFFFF
+
+    def rotl(x: int, r: int) -> int:
+        return ((x << r) | (x >> (32 - r))) & m
+
+    k1 = rotl((value & m) * 0xCC9E2D51 & m, 15) * 0x1B873593 & m
+    h1 = (rotl(seed ^ k1, 13) * 5 + 0xE6546B64) & m
+    h1 ^= 4
+    h1 ^= h1 >> 16
+    h1 = h1 * 0x85EBCA6B & m
+    h1 ^= h1 >> 13
+    h1 = h1 * 0xC2B2AE35 & m
+    h1 ^= h1 >> 16
+    return h1 - (1 << 32) if h1 & 0x80000000 else h1
+
+
+def task_ids(tasks: int) -> list[int]:
+    """For each task ``i`` an int that Spark's hash partitioning into ``tasks`` partitions sends to
+    partition ``i``, so that every (hour, bucket) gets a task of its own (hashing the bucket numbers
+    themselves lets two buckets of an hour collide in one task, hence one file)."""
+    found: dict[int, int] = {}
+    v = 0
+    while len(found) < tasks:
+        found.setdefault(murmur3_int(v) % tasks, v)
+        v += 1
+    return [found[i] for i in range(tasks)]
+
+
+def compact_unique(df: DataFrame, files_per_hour: dict[tuple[str, int], int]) -> DataFrame:
+    """Deduplicate and lay rows out as few files per hour, in one shuffle and one sort.
 
     An hour that needs ``k`` files is split by a hash of ``device_id`` into ``k`` buckets, so each
-    device lives in one file and the files of an hour are about the same size; one task writes one
-    bucket, hence one file per (hour, bucket).
+    device lives in one file and the files of an hour are about the same size; each (hour, bucket) is
+    one task, hence one file, sorted by (device_type, device_id, event_timestamp). Within that order
+    the copies of an event sent again (same device and event time) are adjacent, so the first to
+    reach Kafka is kept by a window over the same sort: no shuffle by event_id. Copies of one event_id
+    that disagree on device or event time survive here; the caller finds them from the event-id
+    index it writes next (fewer distinct ids than rows) and falls back to :func:`deduplicate`.
     """
+    hours = sorted(files_per_hour)
     tasks = max(1, sum(files_per_hour.values()))
-    split = {k: n for k, n in files_per_hour.items() if n > 1}
-    if split:
-        keys = F.concat_ws("/", "event_date", F.col("event_hour").cast("string"))
-        mapping = F.create_map(*[x for (d, h), n in split.items() for x in (F.lit(f"{d}/{h}"), F.lit(n))])
-        buckets = F.coalesce(F.element_at(mapping, keys), F.lit(1))
-        bucket = F.pmod(F.xxhash64("device_id"), buckets)
+    if tasks == 1:
+        task = F.lit(0)
     else:
-        bucket = F.lit(0)
+        base, offset = {}, 0
+        for d, h in hours:
+            base[f"{d}/{h}"], offset = offset, offset + files_per_hour[(d, h)]
+        key = F.concat_ws("/", "event_date", F.col("event_hour").cast("string"))
+        first = F.element_at(F.create_map(*[x for k, b in base.items() for x in (F.lit(k), F.lit(b))]), key)
+        counts = F.create_map(
+            *[x for (d, h), n in files_per_hour.items() for x in (F.lit(f"{d}/{h}"), F.lit(n))]
+        )
+        slot = F.coalesce(first, F.lit(0)) + F.pmod(
+            F.xxhash64("device_id"), F.coalesce(F.element_at(counts, key), F.lit(1))
+        )
+        ids = F.array(*[F.lit(i) for i in task_ids(tasks)])
+        task = F.element_at(ids, (slot + 1).cast("int"))
+    unique = [*PARTITION_COLUMNS, "_task", *SILVER_SORT, "event_id"]
+    w = Window.partitionBy(*unique).orderBy(*_first_to_kafka())
     return (
-        df.withColumn("_bucket", bucket)
-        .repartition(tasks, *PARTITION_COLUMNS, "_bucket")
-        .sortWithinPartitions(*PARTITION_COLUMNS, *SILVER_SORT)
-        .drop("_bucket")
+        df.withColumn("_task", task.cast("int"))
+        .repartition(tasks, "_task")
+        .sortWithinPartitions(*unique, *_first_to_kafka())
+        .withColumn("_rn", F.row_number().over(w))
+        .filter(F.col("_rn") == 1)
+        .drop("_rn", "_task")
     )
 
 

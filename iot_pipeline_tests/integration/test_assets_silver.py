@@ -180,3 +180,89 @@ def test_multi_hour_range_is_one_run_and_overwrites_only_its_hours(spark_resourc
     assert silver_hour(tmp_path, "2026-02-03", 22)[1].num_rows == per_hour[("2026-02-03", 22)]
     assert silver_hour(tmp_path, "2026-02-04", 0)[1].num_rows == per_hour[("2026-02-04", 0)]
     assert (outside / "old.parquet").exists()
+
+
+def test_task_ids_mirror_sparks_hash_partitioning(spark) -> None:
+    from pyspark.sql import functions as F
+
+    from iot_pipeline.assets.silver_logic import murmur3_int, task_ids
+
+    values = [0, 1, -1, 7, 123_456, 2**31 - 1, -(2**31)]
+    df = spark.createDataFrame([(v,) for v in values], "v int").select(F.hash("v").alias("h"))
+    assert [r["h"] for r in df.collect()] == [murmur3_int(v) for v in values]
+    for n in (2, 3, 7, 25):
+        ids = task_ids(n)
+        assert sorted(murmur3_int(v) % n for v in ids) == list(range(n))
+
+
+def test_an_hour_needing_k_files_gets_k_files_and_each_device_one(spark_resource, tmp_path: Path) -> None:
+    # Hashing bucket numbers into k shuffle partitions may put two buckets of an hour into one task,
+    # hence one file: with a tiny target size each of two hours must get exactly its own file count.
+    # These two hours are such a collision under plain hash partitioning of (date, hour, bucket).
+    start = datetime(2026, 4, 1, 11, tzinfo=timezone.utc)
+    batch = generate_bronze(start, 2, {"temperature": 40_000, "co2": 20_000}, seed=5, devices_per_type=60)
+    write_bronze(batch.rows, tmp_path / "bronze" / "events", files_per_hour=3)
+    bronze_bytes = {
+        h: sum(
+            f.stat().st_size
+            for f in (tmp_path / "bronze" / "events" / "event_date=2026-04-01").glob(
+                f"event_hour={h}/*/*.parquet"
+            )
+        )
+        for h in (11, 12)
+    }
+    target_mb = 1
+    config = {
+        "ops": {"silver__events": {"config": {"target_file_mb": target_mb, "replay_missing_hours": False}}}
+    }
+    result = materialize(
+        [events],
+        resources(spark_resource, tmp_path),
+        rng=("2026-04-01-11:00", "2026-04-01-12:00"),
+        run_config=config,
+    )
+    assert result.success
+    for h in (11, 12):
+        want = -(-bronze_bytes[h] // (target_mb * 1024 * 1024))
+        files, _ = silver_hour(tmp_path, "2026-04-01", h)
+        assert want >= 2 and len(files) == want, (h, want, files)
+        devices = [set(pq.read_table(f, columns=["device_id"])["device_id"].to_pylist()) for f in files]
+        assert sum(len(d) for d in devices) == len(set().union(*devices))  # no device in two files
+        for f in files:
+            t = pq.read_table(f, columns=["device_type", "device_id", "event_timestamp"])
+            keys = list(zip(*(t[c].to_pylist() for c in t.column_names), strict=True))
+            assert keys == sorted(keys)
+    m = meta(result, "silver/events")
+    assert m["rows_written"] == batch.unique.num_rows and m["duplicates_removed"] == batch.duplicates
+
+
+def test_copies_that_disagree_on_device_or_time_are_still_one_event(spark_resource, tmp_path: Path) -> None:
+    # The one-shuffle plan dedups copies that share device and event time; others fall back to the
+    # exact plan, found through the event-id index. Every copy here disagrees with its first copy.
+    batch = generate_bronze(HOUR, 1, {"temperature": 1200}, seed=23, duplicate_fraction=0.05)
+    rows = batch.rows
+    first = set(batch.unique["event_id"].to_pylist())
+    is_copy = pa.array([o >= batch.unique.num_rows for o in rows["kafka_offset"].to_pylist()])
+    moved_device = pc.if_else(
+        is_copy, pc.binary_join_element_wise(rows["device_id"], "x", ""), rows["device_id"]
+    )
+    rows = rows.set_column(rows.schema.get_field_index("device_id"), "device_id", moved_device)
+    write_bronze(rows, tmp_path / "bronze" / "events", files_per_hour=2)
+
+    result = materialize([events], resources(spark_resource, tmp_path), partition="2026-02-03-10:00")
+    assert result.success
+    m = meta(result, "silver/events")
+    assert m["rows_written"] == len(first) and m["duplicates_removed"] == batch.duplicates > 0
+    _, silver = silver_hour(tmp_path, "2026-02-03", 10)
+    assert sorted(silver["event_id"].to_pylist()) == sorted(first)
+    assert pc.max(silver["event_duration"]).as_py() < 1_000_000  # the first to reach Kafka was kept
+    assert not any(d.endswith("x") for d in silver["device_id"].to_pylist())
+    keys = list(
+        zip(
+            silver["device_type"].to_pylist(),
+            silver["device_id"].to_pylist(),
+            silver["event_timestamp"].to_pylist(),
+            strict=True,
+        )
+    )
+    assert keys == sorted(keys)
