@@ -15,7 +15,7 @@ What it does, in order (``--help`` for sizes and paths):
    files, and the daily asset uses it to prove that no event_id is in two hours of a day; DuckDB
    gets no such help. So the script also times the asset once with the index moved aside (how a
    day written before the index existed runs) and prints that ratio too.
-4. Times one hourly ``silver/events`` partition at 2,000 events/s (7.2M rows, 8 bronze files).
+The hourly cost at 2,000 events/s has its own benchmark: ``benchmarks/hourly_compaction.py``.
 
 Run from the repository root: ``.venv/bin/python benchmarks/daily_p95_vs_duckdb.py``.
 """
@@ -31,35 +31,20 @@ import warnings
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import dagster as dg
+import duckdb
+import pyarrow.parquet as pq
 
-import dagster as dg  # noqa: E402
-import duckdb  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
+from iot_pipeline.assets.daily_event_duration_p95 import daily_event_duration_p95
+from iot_pipeline.assets.external import EXTERNAL_ASSETS
+from iot_pipeline.assets.gold_logic import P95_COLUMNS
+from iot_pipeline.assets.silver_events import events
+from iot_pipeline.resources.defaults import s3_resource
+from iot_pipeline.resources.kafka import KafkaResource
+from iot_pipeline.resources.lake import LakeResource
+from iot_pipeline.resources.spark import SparkResource
+from iot_pipeline.testing.bronze import write_days
 
-from iot_pipeline.assets.daily_event_duration_p95 import daily_event_duration_p95  # noqa: E402
-from iot_pipeline.assets.external import EXTERNAL_ASSETS  # noqa: E402
-from iot_pipeline.assets.gold_logic import P95_COLUMNS  # noqa: E402
-from iot_pipeline.assets.silver_events import events  # noqa: E402
-from iot_pipeline.resources.defaults import s3_resource  # noqa: E402
-from iot_pipeline.resources.kafka import KafkaResource  # noqa: E402
-from iot_pipeline.resources.lake import LakeResource  # noqa: E402
-from iot_pipeline.resources.spark import SparkResource  # noqa: E402
-from iot_pipeline.testing.bronze import generate_bronze, write_bronze  # noqa: E402
-
-TYPES = (
-    "temperature",
-    "humidity",
-    "pressure",
-    "motion",
-    "light",
-    "co2",
-    "air_quality",
-    "vibration",
-    "door",
-    "smoke",
-)
 RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -90,46 +75,6 @@ ORDER BY e.event_date, e.device_type
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def generate_days(bronze: Path, start: datetime, days: int, per_day: int) -> int:
-    rows = 0
-    per_type = {t: per_day // len(TYPES) for t in TYPES}
-    for d in range(days):
-        batch = generate_bronze(
-            start + timedelta(days=d),
-            24,
-            per_type,
-            seed=1000 + d,
-            duplicate_fraction=0.01,
-            late_fraction=0.005,
-            outlier_fraction=0.01,
-            devices_per_type=200,
-        )
-        write_bronze(batch.rows, bronze, files_per_hour=2)
-        rows += batch.rows.num_rows
-    return rows
-
-
-def generate_hour(bronze: Path, hour: datetime, rows: int, files: int = 8) -> int:
-    per_type_total = rows // files
-    written = 0
-    for i in range(files):
-        batch = generate_bronze(
-            hour,
-            1,
-            {t: per_type_total // len(TYPES) for t in TYPES},
-            seed=90_000 + i,
-            duplicate_fraction=0.0,
-            late_fraction=0.005,
-            devices_per_type=2000,
-        )
-        table = batch.rows.drop_columns(["event_date", "event_hour"])
-        directory = bronze / f"event_date={hour:%Y-%m-%d}" / f"event_hour={hour.hour}" / f"ingest_batch={i}"
-        directory.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, directory / "part-00000-bench.snappy.parquet")
-        written += table.num_rows
-    return written
 
 
 def meta(result: dg.ExecuteInProcessResult) -> dict:
@@ -164,7 +109,6 @@ def main() -> None:
     p.add_argument("--root", default="/tmp/iot-bench-lake", help="lake root (wiped unless --reuse)")
     p.add_argument("--days", type=int, default=30)
     p.add_argument("--events-per-day", type=int, default=400_000)
-    p.add_argument("--hour-rows", type=int, default=7_200_000, help="rows of the hourly benchmark (0: skip)")
     p.add_argument("--driver-memory", default="8g")
     p.add_argument("--reuse", action="store_true", help="keep generated bronze/silver from a previous run")
     args = p.parse_args()
@@ -174,19 +118,12 @@ def main() -> None:
     bronze = root / "bronze" / "events"
     start = datetime(2026, 3, 1, tzinfo=timezone.utc)
     first, last = f"{start:%Y-%m-%d}", f"{start + timedelta(days=args.days - 1):%Y-%m-%d}"
-    bench_hour = start + timedelta(days=args.days + 1, hours=12)
     fresh = not (args.reuse and bronze.exists())
     if fresh:
         shutil.rmtree(root, ignore_errors=True)
         t = time.perf_counter()
-        n = generate_days(bronze, start, args.days, args.events_per_day)
+        n = write_days(bronze, start, args.days, args.events_per_day)
         log(f"generated {n:,} bronze rows for {args.days} days in {time.perf_counter() - t:.1f}s")
-        if args.hour_rows:
-            t = time.perf_counter()
-            n = generate_hour(bronze, bench_hour, args.hour_rows)
-            log(
-                f"generated {n:,} bronze rows for hour {bench_hour:%Y-%m-%d %H}:00 in {time.perf_counter() - t:.1f}s"
-            )
 
     spark = SparkResource(
         master="local[*]",
@@ -276,19 +213,6 @@ def main() -> None:
         f"without the event-id index {without_index:.2f}s, {without_index / min(duck_times):.2f}x",
         flush=True,
     )
-
-    if args.hour_rows:
-        key = f"{bench_hour:%Y-%m-%d-%H}:00"
-        t = time.perf_counter()
-        r = dg.materialize([*EXTERNAL_ASSETS, events], resources=res, run_config=QUIET, partition_key=key)
-        took = time.perf_counter() - t
-        m = meta(r)
-        print(
-            f"RESULT hourly silver/events {key}: {took:.1f}s for {m['rows_read']:,} rows "
-            f"({m['rows_read'] / took:,.0f} rows/s; {m['files_written']} files, {m['bytes_written'] / 1e6:.0f} MB, "
-            f"{m['late_rows']:,} late rows)",
-            flush=True,
-        )
 
 
 if __name__ == "__main__":

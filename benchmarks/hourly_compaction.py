@@ -34,27 +34,14 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-import pyarrow.parquet as pq
 
 from iot_pipeline.assets.external import EXTERNAL_ASSETS
 from iot_pipeline.assets.silver_events import events
 from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import SparkResource
-from iot_pipeline.testing.bronze import generate_bronze
+from iot_pipeline.testing.bronze import write_busy_hour
 
-TYPES = (
-    "temperature",
-    "humidity",
-    "pressure",
-    "motion",
-    "light",
-    "co2",
-    "air_quality",
-    "vibration",
-    "door",
-    "smoke",
-)
 HOUR = datetime(2026, 4, 1, 12, tzinfo=timezone.utc)
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -76,29 +63,6 @@ SUMMARY = (
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def write_hour(bronze_hour: Path, rows: int, files: int) -> tuple[int, int]:
-    """``files`` micro-batches of about ``rows / files`` rows each; returns (rows, duplicates)."""
-    written = dups = 0
-    per_type = round(rows / files / 1.01 / len(TYPES))
-    for i in range(files):
-        batch = generate_bronze(
-            HOUR,
-            1,
-            {t: per_type for t in TYPES},
-            seed=90_000 + i,
-            duplicate_fraction=0.01,
-            late_fraction=0.005,
-            devices_per_type=2000,
-        )
-        table = batch.rows.drop_columns(["event_date", "event_hour"])
-        directory = bronze_hour / f"ingest_batch={i}"
-        directory.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, directory / "part-00000-bench.snappy.parquet")
-        written += table.num_rows
-        dups += batch.duplicates
-    return written, dups
 
 
 def spark_profile(ui: str, app: str) -> tuple[list[dict], list[dict]]:
@@ -152,7 +116,7 @@ def main() -> None:
     if not (args.reuse and bronze_hour.exists()):
         shutil.rmtree(root, ignore_errors=True)
         t = time.perf_counter()
-        n, dups = write_hour(bronze_hour, args.rows, args.files)
+        n, dups = write_busy_hour(root / "bronze" / "events", HOUR, args.rows, args.files)
         log(
             f"bronze hour written: {n:,} rows ({dups:,} duplicates), {args.files} files in {time.perf_counter() - t:.1f}s"
         )

@@ -31,8 +31,6 @@ from datetime import datetime, timezone
 from itertools import islice
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from iot_pipeline.ingestion.generator import EventGenerator, format_timestamp
 from iot_pipeline.ingestion.runner import Simulation, SimulationConfig
 from iot_pipeline.resources.kafka import KafkaResource

@@ -24,14 +24,12 @@ import argparse
 import json
 import os
 import secrets
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # The whole year is inside the partitions (read when the partitions module is imported).
 os.environ.setdefault(
     "IOT_PARTITIONS_START", f"{datetime.now(timezone.utc) - timedelta(days=400):%Y-%m-%d-00:00}"

@@ -32,15 +32,13 @@ import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import dagster as dg
+from dagster import DagsterEventType
 
-import dagster as dg  # noqa: E402
-from dagster import DagsterEventType  # noqa: E402
-
-from benchmarks.daily_p95_vs_duckdb import generate_days  # noqa: E402
+from iot_pipeline.testing.bronze import write_days
 
 BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[1]
 DAY = datetime(2026, 3, 2, tzinfo=timezone.utc)
 HOUR = f"{DAY:%Y-%m-%d}-12:00"
 
@@ -139,7 +137,7 @@ def main() -> int:
         "SPARK_LOCAL_IP": "127.0.0.1",
         "PYTHONPATH": str(REPO),
     }
-    n = generate_days(lake / "bronze" / "events", DAY, 1, args.events)
+    n = write_days(lake / "bronze" / "events", DAY, 1, args.events)
     log(f"{n:,} bronze events for {DAY:%Y-%m-%d} under {lake}")
     project = ["-m", "iot_pipeline.definitions"]
     t = time.time()

@@ -35,8 +35,6 @@ from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import dagster as dg
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq

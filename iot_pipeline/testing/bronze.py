@@ -8,7 +8,7 @@ first copy of every event, the duplicate and late counts) is what silver and gol
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -214,3 +214,64 @@ def reference_p95(unique: pa.Table) -> dict[tuple[str, str], dict[str, float]]:
         key: reference_rule(dur[(days == key[0]) & (types == key[1])])
         for key in sorted(set(zip(days.tolist(), types.tolist(), strict=True)))
     }
+
+
+DEVICE_TYPES = (
+    "temperature",
+    "humidity",
+    "pressure",
+    "motion",
+    "light",
+    "co2",
+    "air_quality",
+    "vibration",
+    "door",
+    "smoke",
+)
+
+
+def write_days(bronze: str | Path, start: datetime, days: int, per_day: int) -> int:
+    """``days`` days of ``per_day`` events over the ten device types (200 devices each), 1 % duplicates,
+    1 % outliers, 0.5 % late, two micro-batches per hour; returns the rows written."""
+    rows = 0
+    per_type = {t: per_day // len(DEVICE_TYPES) for t in DEVICE_TYPES}
+    for d in range(days):
+        batch = generate_bronze(
+            start + timedelta(days=d),
+            24,
+            per_type,
+            seed=1000 + d,
+            duplicate_fraction=0.01,
+            late_fraction=0.005,
+            outlier_fraction=0.01,
+            devices_per_type=200,
+        )
+        write_bronze(batch.rows, bronze, files_per_hour=2)
+        rows += batch.rows.num_rows
+    return rows
+
+
+def write_busy_hour(bronze: str | Path, hour: datetime, rows: int, files: int) -> tuple[int, int]:
+    """One hour of about ``rows`` rows in ``files`` micro-batches (2,000 devices per type, ~1 %
+    duplicates, 0.5 % late), one batch at a time so millions of rows fit in memory; returns
+    (rows, duplicates)."""
+    written = dups = 0
+    per_type = round(rows / files / 1.01 / len(DEVICE_TYPES))
+    hour_dir = Path(bronze) / f"event_date={hour:%Y-%m-%d}" / f"event_hour={hour.hour}"
+    for i in range(files):
+        batch = generate_bronze(
+            hour,
+            1,
+            {t: per_type for t in DEVICE_TYPES},
+            seed=90_000 + i,
+            duplicate_fraction=0.01,
+            late_fraction=0.005,
+            devices_per_type=2000,
+        )
+        table = batch.rows.drop_columns(["event_date", "event_hour"])
+        directory = hour_dir / f"ingest_batch={i}"
+        directory.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, directory / "part-00000-bench.snappy.parquet")
+        written += table.num_rows
+        dups += batch.duplicates
+    return written, dups
