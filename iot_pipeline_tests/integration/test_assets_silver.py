@@ -59,6 +59,13 @@ def silver_hour(root: Path, day: str, hour: int) -> tuple[list[Path], pa.Table]:
     return files, pa.concat_tables([pq.read_table(f) for f in files]) if files else None
 
 
+def assert_sorted(silver: pa.Table) -> None:
+    """Sorted for the queries that follow: (device_type, device_id, event_timestamp)."""
+    columns = ("device_type", "device_id", "event_timestamp")
+    keys = list(zip(*(silver[c].to_pylist() for c in columns), strict=True))
+    assert keys == sorted(keys)
+
+
 def test_hour_is_deduplicated_validated_compacted_and_sorted(spark_resource, tmp_path: Path) -> None:
     batch = generate_bronze(
         HOUR, 1, {"temperature": 1500, "co2": 700}, duplicate_fraction=0.05, late_fraction=0.03
@@ -93,16 +100,7 @@ def test_hour_is_deduplicated_validated_compacted_and_sorted(spark_resource, tmp
     )
     got = dict(zip(silver["event_id"].to_pylist(), silver["event_duration"].to_pylist(), strict=True))
     assert got == expected
-    # Sorted for the queries that follow: (device_type, device_id, event_timestamp).
-    keys = list(
-        zip(
-            silver["device_type"].to_pylist(),
-            silver["device_id"].to_pylist(),
-            silver["event_timestamp"].to_pylist(),
-            strict=True,
-        )
-    )
-    assert keys == sorted(keys)
+    assert_sorted(silver)
 
     # Minute stats: one device-minute recomputed with numpy, percentiles exact.
     stats_m = meta(result, "silver/device_minute_stats")
@@ -229,9 +227,7 @@ def test_an_hour_needing_k_files_gets_k_files_and_each_device_one(spark_resource
         devices = [set(pq.read_table(f, columns=["device_id"])["device_id"].to_pylist()) for f in files]
         assert sum(len(d) for d in devices) == len(set().union(*devices))  # no device in two files
         for f in files:
-            t = pq.read_table(f, columns=["device_type", "device_id", "event_timestamp"])
-            keys = list(zip(*(t[c].to_pylist() for c in t.column_names), strict=True))
-            assert keys == sorted(keys)
+            assert_sorted(pq.read_table(f))
     m = meta(result, "silver/events")
     assert m["rows_written"] == batch.unique.num_rows and m["duplicates_removed"] == batch.duplicates
 
@@ -257,12 +253,4 @@ def test_copies_that_disagree_on_device_or_time_are_still_one_event(spark_resour
     assert sorted(silver["event_id"].to_pylist()) == sorted(first)
     assert pc.max(silver["event_duration"]).as_py() < 1_000_000  # the first to reach Kafka was kept
     assert not any(d.endswith("x") for d in silver["device_id"].to_pylist())
-    keys = list(
-        zip(
-            silver["device_type"].to_pylist(),
-            silver["device_id"].to_pylist(),
-            silver["event_timestamp"].to_pylist(),
-            strict=True,
-        )
-    )
-    assert keys == sorted(keys)
+    assert_sorted(silver)
