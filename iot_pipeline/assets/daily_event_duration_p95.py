@@ -46,10 +46,6 @@ OUTPUT_SCHEMA = T.StructType(
 )
 
 
-def csv_export_path(exports: str, day: str) -> str:
-    return f"{exports}/daily_event_duration_p95/event_date={day}.csv"
-
-
 def to_csv(rows: list[dict]) -> str:
     """Floats as Python's shortest round-trip repr, so the file validates to full precision."""
     buf = io.StringIO()
@@ -82,7 +78,7 @@ def write_outputs(
     pio.delete_partitions(spark, [d for day, d in day_dirs(dataset, days).items() if day not in with_rows])
     paths = []
     for day in days:
-        path = csv_export_path(layout.exports, day)
+        path = layout.daily_p95_csv(day)
         write_csv(path, to_csv([r for r in rows if r["event_date"] == day]), s3)
         paths.append(path)
     return paths

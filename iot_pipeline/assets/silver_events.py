@@ -180,19 +180,19 @@ def events(
     present = [h for h in hours if inputs[h].files]
     bronze_stats = {h: inputs[h].stats for h in hours}
     target = config.target_file_mb * 1024 * 1024
-    files_per_hour = {
-        (f"{h:%Y-%m-%d}", h.hour): max(1, math.ceil(bronze_stats[h].bytes / target)) for h in present
-    }
+    files_per_hour = {_hour_key(h): max(1, math.ceil(bronze_stats[h].bytes / target)) for h in present}
 
     rows_read = invalid_rows = 0
-    written: set[str] = set()
+    written: set[tuple[str, int]] = set()
     if present:
         rows_read, invalid_rows, written = _write_hours(
             session, layout, {h: inputs[h] for h in present}, files_per_hour, exact=False
         )
-    emptied = pio.delete_partitions(session, [d for h, d in silver_dirs.items() if _key(h) not in written])
+    emptied = pio.delete_partitions(
+        session, [d for h, d in silver_dirs.items() if _hour_key(h) not in written]
+    )
 
-    written_hours = [h for h in hours if _key(h) in written]
+    written_hours = [h for h in hours if _hour_key(h) in written]
     per_hour = _index_and_stats(session, layout, hours, written_hours, config.late_margin_minutes)
     repeated = [h for h, s in per_hour.items() if s["ids"] < s["rows"]]
     if repeated:
@@ -269,10 +269,6 @@ def events(
     return dg.MaterializeResult(metadata=metadata)
 
 
-def _key(hour: datetime) -> str:
-    return f"{hour:%Y-%m-%d}/{hour.hour}"
-
-
 def _hour_key(hour: datetime) -> tuple[str, int]:
     return f"{hour:%Y-%m-%d}", hour.hour
 
@@ -284,10 +280,10 @@ def _write_hours(
     files_per_hour: dict[tuple[str, int], int],
     *,
     exact: bool,
-) -> tuple[int, int, set[str]]:
+) -> tuple[int, int, set[tuple[str, int]]]:
     """Validate, deduplicate and compact ``inputs`` into silver, replacing exactly the hours written.
 
-    Returns rows read, rows failing the contract and the hours (``date/hour``) that got rows.
+    Returns rows read, rows failing the contract and the (date, hour) keys that got rows.
     """
     ok = valid_event()
     obs_in = Observation("silver_events_in")
@@ -304,7 +300,8 @@ def _write_hours(
     )
     pio.overwrite_partitions(out, layout.silver_events, list(PARTITION_COLUMNS))
     m_in = obs_in.get
-    return m_in["rows"], m_in["invalid"], set(obs_out.get["hours"])
+    written = (key.split("/") for key in obs_out.get["hours"])  # Observation returns plain values only
+    return m_in["rows"], m_in["invalid"], {(day, int(hour)) for day, hour in written}
 
 
 def _index_and_stats(
@@ -359,7 +356,7 @@ def _index_and_stats(
     by_key = {(r["event_date"], r["event_hour"]): r for r in stats}
     out = {}
     for h in written_hours:
-        r = by_key.get((f"{h:%Y-%m-%d}", h.hour))
+        r = by_key.get(_hour_key(h))
         if r is not None:
             out[h] = r.asDict()
     return out

@@ -1,7 +1,9 @@
 """Where every dataset of the lake lives, relative to one root URI.
 
-The root is a local directory, a ``file://`` URI or an ``s3a://bucket/prefix`` URI; nothing else in
-the code builds lake paths by hand, so moving the lake is a configuration change only.
+The root is a local directory, a ``file://`` URI or an ``s3a://bucket/prefix`` URI. The pipeline
+builds lake paths only from here (dataset roots, the export and state files, the Hive partition
+directories), so moving the lake is a configuration change only; the test-data writers in
+``iot_pipeline.testing`` lay bronze out by hand on purpose, as an independent spelling of the layout.
 """
 
 from __future__ import annotations
@@ -100,6 +102,10 @@ class LakeLayout:
     @property
     def exports(self) -> str:
         return self.path("exports")
+
+    def daily_p95_csv(self, day: str) -> str:
+        """The analysts' CSV export of one day of ``gold/daily_event_duration_p95``."""
+        return f"{self.exports}/daily_event_duration_p95/event_date={day}.csv"
 
     @property
     def stream_watermark(self) -> str:

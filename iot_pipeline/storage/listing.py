@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from iot_pipeline.storage.commits import is_visible
-from iot_pipeline.storage.layout import hour_partition_dir, is_local, local_path
+from iot_pipeline.storage.layout import day_partition_dir, hour_partition_dir, is_local, local_path
 from iot_pipeline.storage.s3 import (
     DEFAULT_REGION,
     S3ConfigError,
@@ -352,7 +352,7 @@ def fingerprints_by_day(
         return listing.fingerprints(dataset, wanted, committed)
     stats: dict[datetime, list] = {}
     for day in sorted({f"{h:%Y-%m-%d}" for h in wanted}):
-        uri = f"{dataset.rstrip('/')}/event_date={day}"
+        uri = day_partition_dir(dataset, day)
         bucket, key = split_s3_uri(uri)
         prefix = f"{key}/"
         start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc)

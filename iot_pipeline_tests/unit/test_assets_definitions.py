@@ -11,13 +11,14 @@ import pytest
 
 from iot_pipeline.assets import ASSETS
 from iot_pipeline.assets import keys as K
-from iot_pipeline.assets.daily_event_duration_p95 import csv_export_path, to_csv
+from iot_pipeline.assets.daily_event_duration_p95 import to_csv
 from iot_pipeline.assets.gold_logic import P95_COLUMNS
 from iot_pipeline.assets.partitions import DAILY, HOURLY
 from iot_pipeline.assets.replay import contiguous
 from iot_pipeline.assets.report import hour_table, md_table
 from iot_pipeline.assets.windows import days_in, hour_label, hours_in, partition_filter_sql
 from iot_pipeline.resources.defaults import default_resources
+from iot_pipeline.storage.layout import LakeLayout
 
 UTC = timezone.utc
 
@@ -125,7 +126,7 @@ def test_csv_keeps_full_float_precision() -> None:
     (row,) = list(csv.DictReader(io.StringIO(text)))
     assert float(row["mean"]) == 0.1 + 0.2 and float(row["stddev"]) == 1 / 3
     assert (
-        csv_export_path("/lake/exports", "2026-01-01")
+        LakeLayout("/lake").daily_p95_csv("2026-01-01")
         == "/lake/exports/daily_event_duration_p95/event_date=2026-01-01.csv"
     )
 
