@@ -5,9 +5,9 @@ from __future__ import annotations
 import dagster as dg
 
 from iot_pipeline.assets import ASSETS
+from iot_pipeline.bindings import default_resources
 from iot_pipeline.checks import CHECKS
 from iot_pipeline.contract.rules import EventTimeRules
-from iot_pipeline.resources.defaults import default_resources
 from iot_pipeline.sensors import SENSORS, sensor_resources
 from iot_pipeline.streaming.job import stream_to_bronze_job
 

@@ -221,7 +221,7 @@ def test_the_helm_environment_loads(tmp_path: Path) -> None:
 def test_a_bad_value_stops_the_load_naming_the_variable(
     name: str, value: str, message: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from iot_pipeline.resources.defaults import default_resources
+    from iot_pipeline.bindings import default_resources
 
     for key in list(os.environ):
         if key.startswith(_OWN_PREFIXES):

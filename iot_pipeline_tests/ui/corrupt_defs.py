@@ -16,8 +16,8 @@ from iot_pipeline.assets.device_minute_stats import device_minute_stats
 from iot_pipeline.assets.external import EXTERNAL_ASSETS
 from iot_pipeline.assets.keys import BRONZE_EVENTS, SILVER_EVENTS
 from iot_pipeline.assets.partitions import HOURLY
+from iot_pipeline.bindings import default_resources
 from iot_pipeline.checks.silver import silver_events_quality
-from iot_pipeline.resources.defaults import default_resources
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import SparkResource
 from iot_pipeline.storage.layout import hour_partition_dir, local_path

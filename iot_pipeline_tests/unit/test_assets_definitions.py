@@ -17,7 +17,7 @@ from iot_pipeline.assets.partitions import DAILY, HOURLY
 from iot_pipeline.assets.replay import contiguous
 from iot_pipeline.assets.report import hour_table, md_table
 from iot_pipeline.assets.windows import days_in, hour_label, hours_in, partition_filter_sql
-from iot_pipeline.resources.defaults import default_resources
+from iot_pipeline.bindings import default_resources
 from iot_pipeline.storage.layout import LakeLayout
 
 UTC = timezone.utc
