@@ -18,8 +18,7 @@ from iot_pipeline.assets.keys import (
     OWNERS,
 )
 from iot_pipeline.assets.partitions import HOURLY
-
-STREAM_JOB = "stream_to_bronze_job"
+from iot_pipeline.streaming.job import STREAM_JOB
 
 kafka_iot_events = dg.AssetSpec(
     key=KAFKA_IOT_EVENTS,

@@ -40,6 +40,7 @@ from pyspark.sql import functions as F
 
 from iot_pipeline.assets.event_id_index import id_hash
 from iot_pipeline.assets.p95_selection import BIN, KEY, DayTypeHistogram, histograms, values_by_bin
+from iot_pipeline.assets.silver_logic import LOW_BATTERY_PCT, WEAK_SIGNAL_DBM
 
 MIN_EVENTS = 500
 # Bins per doubling of the duration (about 4.4 % wide). More bins mean fewer candidate rows but a
@@ -239,6 +240,6 @@ def daily_device_type_summary(silver: DataFrame) -> DataFrame:
         F.count_if(status == "normal").alias("normal_events"),
         F.count_if(status == "warning").alias("warning_events"),
         F.count_if(status == "critical").alias("critical_events"),
-        F.count_if(F.col("battery_level") < 20.0).alias("low_battery_events"),
-        F.count_if(F.col("signal_strength") < -90.0).alias("weak_signal_events"),
+        F.count_if(F.col("battery_level") < LOW_BATTERY_PCT).alias("low_battery_events"),
+        F.count_if(F.col("signal_strength") < WEAK_SIGNAL_DBM).alias("weak_signal_events"),
     )

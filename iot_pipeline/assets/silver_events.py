@@ -27,7 +27,7 @@ from iot_pipeline.storage import parquet_io as pio
 from iot_pipeline.storage.commits import BATCH_COLUMN, REPLAY_BATCH, is_visible, parse_commit
 from iot_pipeline.storage.layout import LakeLayout
 
-LATE_MARGIN_MINUTES = 15  # same as the hourly sensor's default grace period
+LATE_MARGIN_MINUTES = 15  # also the hourly sensor's default grace period (sensors/settings.py)
 REPLAY_LATENESS_MINUTES = 7 * 24 * 60
 
 

@@ -6,12 +6,13 @@ from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
+from iot_pipeline.assets.silver_events import LATE_MARGIN_MINUTES
 from iot_pipeline.resources.defaults import env_int_or
 from iot_pipeline.storage.layout import LakeLayout
 from iot_pipeline.storage.listing import LakeListing
 from iot_pipeline.storage.watermark import trusted_watermark
 
-DEFAULT_GRACE_MINUTES = 15
+DEFAULT_GRACE_MINUTES = LATE_MARGIN_MINUTES  # an hour's first run comes after the rows silver calls on time
 DEFAULT_SETTLE_MINUTES = 10
 
 

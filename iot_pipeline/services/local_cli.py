@@ -33,8 +33,7 @@ from iot_pipeline.services.maven import prefetch
 from iot_pipeline.services.minio import MinioServer, ensure_binary
 from iot_pipeline.services.paths import state_dir
 from iot_pipeline.storage.s3 import hadoop_aws_packages, split_s3_uri
-
-STREAM_JOB = "stream_to_bronze_job"
+from iot_pipeline.streaming.job import STREAM_JOB
 
 
 def _pidfile(name: str) -> Path:

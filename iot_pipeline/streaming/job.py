@@ -8,6 +8,8 @@ from pydantic import Field
 from iot_pipeline.resources.spark import SPARK_RUN_TAG
 from iot_pipeline.streaming.resource import SparkStreamingResource
 
+STREAM_JOB = "stream_to_bronze_job"
+
 
 class StreamConfig(dg.Config):
     mode: Literal["continuous", "available_now"] = Field(
@@ -32,6 +34,7 @@ def run_stream(
 
 
 @dg.job(
+    name=STREAM_JOB,
     description=(
         "Long-running Spark Structured Streaming job: Kafka topic -> validated bronze Parquet (hourly "
         "partitions) + quarantine. Terminate the run to stop it; it resumes from its checkpoint."
