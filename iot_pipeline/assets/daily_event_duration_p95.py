@@ -8,7 +8,6 @@ from pathlib import Path
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 from pyspark.sql import SparkSession
-from pyspark.sql import types as T
 
 from iot_pipeline.assets import schemas
 from iot_pipeline.assets.event_id_index import distinct_ids_by_day
@@ -17,6 +16,7 @@ from iot_pipeline.assets.gold_logic import (
     MIN_EVENTS,
     P95_COLUMNS,
     P95_INPUT_COLUMNS,
+    P95_SCHEMA,
     daily_p95_all_types,
     id_groups,
 )
@@ -29,21 +29,6 @@ from iot_pipeline.resources.spark import SPARK_POOL, SparkResource
 from iot_pipeline.storage import parquet_io as pio
 from iot_pipeline.storage.layout import LakeLayout, is_local, local_path
 from iot_pipeline.storage.s3 import put_text
-
-OUTPUT_SCHEMA = T.StructType(
-    [
-        T.StructField("event_date", T.StringType(), False),
-        T.StructField("device_type", T.StringType(), False),
-        T.StructField("events_total", T.LongType(), False),
-        T.StructField("events_kept", T.LongType(), False),
-        T.StructField("outliers_removed", T.LongType(), False),
-        T.StructField("mean", T.DoubleType(), False),
-        T.StructField("stddev", T.DoubleType(), False),
-        T.StructField("p95_event_duration", T.DoubleType(), False),
-        T.StructField("min_kept_event_duration", T.DoubleType(), False),
-        T.StructField("max_kept_event_duration", T.DoubleType(), False),
-    ]
-)
 
 
 def to_csv(rows: list[dict]) -> str:
@@ -72,7 +57,7 @@ def write_outputs(
     """Parquet (replacing exactly the run's days) and one CSV per day; returns the CSV paths."""
     dataset = layout.gold_daily_event_duration_p95
     if rows:
-        df = spark.createDataFrame([tuple(r[c] for c in P95_COLUMNS) for r in rows], OUTPUT_SCHEMA)
+        df = spark.createDataFrame([tuple(r[c] for c in P95_COLUMNS) for r in rows], P95_SCHEMA)
         pio.overwrite_partitions(df.repartition(1), dataset, ["event_date"])
     with_rows = {r["event_date"] for r in rows}
     pio.delete_partitions(spark, [d for day, d in day_dirs(dataset, days).items() if day not in with_rows])

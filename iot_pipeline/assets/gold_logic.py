@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from iot_pipeline.assets.event_id_index import id_hash
 from iot_pipeline.assets.p95_selection import BIN, KEY, DayTypeHistogram, histograms, values_by_bin
@@ -51,18 +52,23 @@ _NON_POSITIVE_BIN = -(2**40)
 # Silver bytes per group of the repeat check: each group's event_id hashes form one array.
 ID_GROUP_BYTES = 128 * 2**20
 
-P95_COLUMNS = (
-    "event_date",
-    "device_type",
-    "events_total",
-    "events_kept",
-    "outliers_removed",
-    "mean",
-    "stddev",
-    "p95_event_duration",
-    "min_kept_event_duration",
-    "max_kept_event_duration",
+# The daily p95's output, declared once: the Parquet schema; the columns, the Dagster table schema
+# (assets/schemas.py) and the Pandera model (checks/models.py) follow it (tested).
+P95_SCHEMA = T.StructType(
+    [
+        T.StructField("event_date", T.StringType(), False),
+        T.StructField("device_type", T.StringType(), False),
+        T.StructField("events_total", T.LongType(), False),
+        T.StructField("events_kept", T.LongType(), False),
+        T.StructField("outliers_removed", T.LongType(), False),
+        T.StructField("mean", T.DoubleType(), False),
+        T.StructField("stddev", T.DoubleType(), False),
+        T.StructField("p95_event_duration", T.DoubleType(), False),
+        T.StructField("min_kept_event_duration", T.DoubleType(), False),
+        T.StructField("max_kept_event_duration", T.DoubleType(), False),
+    ]
 )
+P95_COLUMNS = tuple(P95_SCHEMA.fieldNames())
 
 # What daily_p95_all_types reads from silver.
 P95_INPUT_COLUMNS = (

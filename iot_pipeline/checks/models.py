@@ -13,12 +13,12 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from iot_pipeline.assets.gold_logic import MIN_EVENTS
 from iot_pipeline.contract.pandera_schema import contract_columns
 from iot_pipeline.contract.rules import any_violation, value_rules
 from iot_pipeline.contract.spark_schema import KAFKA_LINEAGE_FIELDS, PARTITION_FIELDS
 
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
-MIN_DISTINCT_EVENTS = 500  # the spec's threshold for a device type to appear in the daily p95
 
 
 def row_check(name: str, violation_sql: str, description: str) -> pa.Check:
@@ -144,7 +144,7 @@ def daily_p95_model() -> pa.DataFrameSchema:
         {
             "event_date": pa.Column(T.StringType(), [pa.Check.str_matches(DATE_PATTERN)]),
             "device_type": pa.Column(T.StringType(), [pa.Check.str_length(min_value=1)]),
-            "events_total": _num(pa.Check.ge(MIN_DISTINCT_EVENTS), dtype=count),
+            "events_total": _num(pa.Check.ge(MIN_EVENTS), dtype=count),
             "events_kept": _num(pa.Check.ge(1), dtype=count),
             "outliers_removed": _num(pa.Check.ge(0), dtype=count),
             "mean": _num(pa.Check.ge(0)),

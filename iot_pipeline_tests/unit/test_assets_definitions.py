@@ -135,3 +135,14 @@ def test_markdown_tables_escape_and_truncate() -> None:
     assert md_table(["a", "b"], [["x|y", 1.5]]) == "| a | b |\n|---|---|\n| x\\|y | 1.5 |"
     text = hour_table(["h"], [[i] for i in range(50)], limit=48)
     assert text.count("\n| ") == 48 and text.endswith("2 more row(s) not shown.")
+
+
+def test_the_daily_p95_columns_are_declared_once() -> None:
+    from iot_pipeline.assets.gold_logic import P95_SCHEMA
+    from iot_pipeline.assets.schemas import DAILY_EVENT_DURATION_P95
+    from iot_pipeline.checks.models import daily_p95_model
+
+    spark_columns = [(f.name, f.dataType.simpleString(), f.nullable) for f in P95_SCHEMA.fields]
+    dagster_columns = [(c.name, c.type, not c.constraints.nullable) for c in DAILY_EVENT_DURATION_P95.columns]
+    assert [(n, t, not nullable) for n, t, nullable in spark_columns] == dagster_columns
+    assert list(daily_p95_model().columns) == list(P95_COLUMNS)
