@@ -1,4 +1,5 @@
-"""Assets Dagster does not materialise: the Kafka topic and what the streaming job lands from it.
+"""Assets Dagster does not materialise: the Kafka topic and what the streaming job lands from it
+(bronze, quarantine, the live minute statistics).
 
 They are declared so lineage reads Kafka -> streaming job -> bronze -> silver -> gold in the UI.
 ``bronze/events`` is hourly-partitioned like the assets built on it.
@@ -15,6 +16,7 @@ from iot_pipeline.assets.keys import (
     BRONZE_QUARANTINE,
     GROUP_INGESTION,
     KAFKA_IOT_EVENTS,
+    LIVE_DEVICE_TYPE_MINUTE_STATS,
     OWNERS,
 )
 from iot_pipeline.assets.partitions import HOURLY
@@ -81,4 +83,25 @@ bronze_quarantine = dg.AssetSpec(
     },
 )
 
-EXTERNAL_ASSETS = [kafka_iot_events, bronze_events, bronze_quarantine]
+live_device_type_minute_stats = dg.AssetSpec(
+    key=LIVE_DEVICE_TYPE_MINUTE_STATS,
+    deps=[KAFKA_IOT_EVENTS],
+    description=(
+        f"Provisional per-minute statistics per device type for live views, written by the streaming job "
+        f"(`{STREAM_JOB}`) in the same micro-batch as bronze: each batch's partial aggregates (count, sum, "
+        "min and max of event_duration and value) per 1-minute event-time window, partitioned by "
+        "`event_date=YYYY-MM-DD/ingest_batch=N`. A window touched by several batches has a row per batch; "
+        "`iot_pipeline.streaming.live.live_view` combines them. The hourly `silver/device_minute_stats` is "
+        "authoritative."
+    ),
+    group_name=GROUP_INGESTION,
+    kinds={"spark", "parquet"},
+    owners=OWNERS,
+    metadata={
+        "dagster/column_schema": schemas.LIVE_DEVICE_TYPE_MINUTE_STATS,
+        "landed_by": STREAM_JOB,
+        "partitioned_by": "event_date, ingest_batch",
+    },
+)
+
+EXTERNAL_ASSETS = [kafka_iot_events, bronze_events, bronze_quarantine, live_device_type_minute_stats]

@@ -7,6 +7,7 @@ import dagster as dg
 KAFKA_IOT_EVENTS = dg.AssetKey(["kafka", "iot_events"])
 BRONZE_EVENTS = dg.AssetKey(["bronze", "events"])
 BRONZE_QUARANTINE = dg.AssetKey(["bronze", "quarantine"])
+LIVE_DEVICE_TYPE_MINUTE_STATS = dg.AssetKey(["live", "device_type_minute_stats"])
 SILVER_EVENTS = dg.AssetKey(["silver", "events"])
 SILVER_DEVICE_MINUTE_STATS = dg.AssetKey(["silver", "device_minute_stats"])
 GOLD_DAILY_EVENT_DURATION_P95 = dg.AssetKey(["gold", "daily_event_duration_p95"])

@@ -76,6 +76,23 @@ def _col(name: str, type_: str, description: str, nullable: bool = True) -> dg.T
     )
 
 
+LIVE_DEVICE_TYPE_MINUTE_STATS = dg.TableSchema(
+    columns=[
+        _col("window_start", "timestamp", "Start of the 1-minute event-time window (UTC, inclusive).", False),
+        _col("window_end", "timestamp", "End of the window (exclusive).", False),
+        _col("device_type", "string", "Type of the device.", False),
+        _col("events", "bigint", "Valid events of the type in the window, in this micro-batch.", False),
+        _col("duration_sum", "double", "Sum of event_duration (ms) in this micro-batch."),
+        _col("duration_min", "double", "Smallest event_duration in this micro-batch."),
+        _col("duration_max", "double", "Largest event_duration in this micro-batch."),
+        _col("value_sum", "double", "Sum of value in this micro-batch."),
+        _col("value_min", "double", "Smallest value in this micro-batch."),
+        _col("value_max", "double", "Largest value in this micro-batch."),
+        _col("event_date", "string", "UTC day of the window (Hive partition).", False),
+        _col("ingest_batch", "bigint", "Micro-batch that wrote the row (Hive partition).", False),
+    ]
+)
+
 DEVICE_MINUTE_STATS = dg.TableSchema(
     columns=[
         *PARTITION_COLUMNS,

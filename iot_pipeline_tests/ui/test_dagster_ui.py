@@ -25,6 +25,7 @@ ASSETS = {
     "kafka/iot_events": ("ingestion", {"kafka"}),
     "bronze/events": ("ingestion", {"spark", "parquet"}),
     "bronze/quarantine": ("ingestion", {"spark", "parquet"}),
+    "live/device_type_minute_stats": ("ingestion", {"spark", "parquet"}),
     "silver/events": ("silver", {"spark", "parquet"}),
     "silver/device_minute_stats": ("silver", {"spark", "parquet"}),
     "gold/daily_event_duration_p95": ("gold", {"spark", "parquet", "csv"}),

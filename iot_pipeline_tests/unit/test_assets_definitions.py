@@ -37,6 +37,7 @@ def test_lineage_reads_kafka_bronze_silver_gold(graph) -> None:
         "kafka/iot_events": set(),
         "bronze/events": {"kafka/iot_events"},
         "bronze/quarantine": {"kafka/iot_events"},
+        "live/device_type_minute_stats": {"kafka/iot_events"},
         "silver/events": {"bronze/events"},
         "silver/device_minute_stats": {"silver/events"},
         "gold/daily_event_duration_p95": {"silver/events"},
@@ -54,7 +55,7 @@ def test_every_asset_is_documented_for_the_ui(graph) -> None:
         if key != K.KAFKA_IOT_EVENTS:
             schema = node.metadata["dagster/column_schema"]
             assert isinstance(schema, dg.TableSchema) and len(schema.columns) >= 4, key
-    assert {g for k, g in groups.items() if k.startswith(("kafka", "bronze"))} == {"ingestion"}
+    assert {g for k, g in groups.items() if k.startswith(("kafka", "bronze", "live"))} == {"ingestion"}
     assert {g for k, g in groups.items() if k.startswith("silver")} == {"silver"}
     assert {g for k, g in groups.items() if k.startswith("gold")} == {"gold"}
     assert "kafka" in graph.get(K.KAFKA_IOT_EVENTS).kinds
