@@ -24,15 +24,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dagster_aws.s3 import S3Resource
-
 from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.resources.spark import kafka_connector_package
 from iot_pipeline.services.kafka_broker import KafkaBroker
 from iot_pipeline.services.maven import prefetch
 from iot_pipeline.services.minio import MinioServer, ensure_binary
 from iot_pipeline.services.paths import state_dir
-from iot_pipeline.storage.s3 import hadoop_aws_packages, split_s3_uri
+from iot_pipeline.storage.s3 import hadoop_aws_packages, s3_resource_from_env, split_s3_uri
 from iot_pipeline.streaming.job import STREAM_JOB
 
 
@@ -227,9 +225,11 @@ def _start_minio(env: dict[str, str], port: int) -> None:
         env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]
     )
     bucket, _ = split_s3_uri(env["IOT_LAKE_ROOT"])
-    # The client reads the credentials from this process's environment, like every other S3 client here.
-    os.environ.update({k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")})
-    client = S3Resource(endpoint_url=env["IOT_S3_ENDPOINT"], region_name=env["AWS_REGION"]).get_client()
+    # The shared client reads endpoint and credentials from this process's environment.
+    os.environ.update(
+        {k: env[k] for k in ("IOT_S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")}
+    )
+    client = s3_resource_from_env().get_client()
     if bucket not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
         client.create_bucket(Bucket=bucket)
 
