@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 from dagster import DagsterRunStatus
 from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
 
-from iot_pipeline.services.minio import free_port
+from iot_pipeline.services.kafka_broker import free_ports
 from iot_pipeline.storage.layout import hour_partition_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -170,7 +170,8 @@ def main() -> int:
     args = p.parse_args()
 
     state = args.state or Path(tempfile.mkdtemp(prefix="iot-soak-"))
-    kafka_port, dagster_port = free_port(), free_port()
+    # Chosen together, so no two coincide (the controller's port is not the broker's + 1 by luck).
+    kafka_port, controller_port, dagster_port, metrics_port = free_ports(4)
     env = {
         **os.environ,
         "IOT_PIPELINE_STATE": str(state),
@@ -178,7 +179,7 @@ def main() -> int:
         "IOT_LAKE_ROOT": str(state / "lake"),
         "IOT_SETTLE_MINUTES": str(args.settle_minutes),
         "IOT_SPARK_RUN_LIMIT": str(args.spark_runs),
-        "IOT_STREAM_METRICS_PORT": str(free_port()),
+        "IOT_STREAM_METRICS_PORT": str(metrics_port),
         "SPARK_LOCAL_IP": "127.0.0.1",
     }
     now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
@@ -192,7 +193,7 @@ def main() -> int:
     state.mkdir(parents=True, exist_ok=True)
     stack = subprocess.Popen(
         [str(BIN / "iot-pipeline"), "local", "up", "--no-simulator", "--kafka-port", str(kafka_port),
-         "--dagster-port", str(dagster_port)],
+         "--kafka-controller-port", str(controller_port), "--dagster-port", str(dagster_port)],
         cwd=REPO, env=env, stdout=(state / "local-up.log").open("wb"), stderr=subprocess.STDOUT,
         start_new_session=True,
     )  # fmt: skip

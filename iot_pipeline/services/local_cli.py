@@ -234,11 +234,14 @@ def _start_minio(env: dict[str, str], port: int) -> None:
         client.create_bucket(Bucket=bucket)
 
 
+def _broker(args: argparse.Namespace) -> KafkaBroker:
+    controller = args.kafka_controller_port or args.kafka_port + 1
+    return KafkaBroker(state_dir=state_dir() / "kafka", port=args.kafka_port, controller_port=controller)
+
+
 def up(args: argparse.Namespace) -> int:
     env = _env(args)
-    broker = KafkaBroker(
-        state_dir=state_dir() / "kafka", port=args.kafka_port, controller_port=args.kafka_port + 1
-    )
+    broker = _broker(args)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -296,9 +299,7 @@ def _down(env: dict[str, str], broker: KafkaBroker, minio_port: int) -> None:
 
 def down(args: argparse.Namespace) -> int:
     env = _env(args)
-    broker = KafkaBroker(
-        state_dir=state_dir() / "kafka", port=args.kafka_port, controller_port=args.kafka_port + 1
-    )
+    broker = _broker(args)
     _down(env, broker, args.minio_port)
     return 0
 
@@ -314,9 +315,7 @@ def status(args: argparse.Namespace) -> int:
             except ProcessLookupError:
                 pass
         print(f"{name}: {'running' if alive else 'stopped'}")
-    broker = KafkaBroker(
-        state_dir=state_dir() / "kafka", port=args.kafka_port, controller_port=args.kafka_port + 1
-    )
+    broker = _broker(args)
     print(f"kafka: {broker.status()}")
     return 0
 
@@ -328,6 +327,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--kafka-port", type=int, default=9092, help="Kafka broker port (default %(default)s)"
     )
+    parser.add_argument(
+        "--kafka-controller-port", type=int, default=None,
+        help="Kafka's KRaft controller port (default: the broker port + 1)",
+    )  # fmt: skip
     parser.add_argument(
         "--dagster-port", type=int, default=3000, help="Dagster UI port (default %(default)s)"
     )
