@@ -7,6 +7,8 @@ They are declared so lineage reads Kafka -> streaming job -> bronze -> silver ->
 
 from __future__ import annotations
 
+from typing import Any
+
 import dagster as dg
 
 from iot_pipeline.assets import schemas
@@ -36,11 +38,26 @@ kafka_iot_events = dg.AssetSpec(
     metadata={"topic_setting": "IOT_KAFKA_TOPIC", "key": "device_id", "format": "JSON (event contract)"},
 )
 
-bronze_events = dg.AssetSpec(
-    key=BRONZE_EVENTS,
-    deps=[KAFKA_IOT_EVENTS],
-    partitions_def=HOURLY,
-    description=(
+
+def landed_by_stream(
+    key: dg.AssetKey, description: str, schema: dg.TableSchema, partitioned_by: str, **spec: Any
+) -> dg.AssetSpec:
+    """A Parquet dataset the streaming job writes from the Kafka topic (Dagster never materialises it)."""
+    return dg.AssetSpec(
+        key=key,
+        deps=[KAFKA_IOT_EVENTS],
+        description=description,
+        group_name=GROUP_INGESTION,
+        kinds={"spark", "parquet"},
+        owners=OWNERS,
+        metadata={"dagster/column_schema": schema, "landed_by": STREAM_JOB, "partitioned_by": partitioned_by},
+        **spec,
+    )
+
+
+bronze_events = landed_by_stream(
+    BRONZE_EVENTS,
+    (
         f"Valid events as the streaming job (`{STREAM_JOB}`, Spark Structured Streaming) lands them from "
         "Kafka: Parquet, Hive-partitioned by UTC event hour and micro-batch "
         "(`event_date=YYYY-MM-DD/event_hour=H/ingest_batch=N`), with the Kafka topic, partition, offset and "
@@ -52,41 +69,28 @@ bronze_events = dg.AssetSpec(
         "stream lands data (warns after 10 minutes without a landed batch, fails after 30). "
         "`silver/events` reads it."
     ),
-    group_name=GROUP_INGESTION,
+    schemas.BRONZE_EVENTS,
+    "event_date, event_hour, ingest_batch",
+    partitions_def=HOURLY,
     freshness_policy=BRONZE_FRESHNESS,
-    kinds={"spark", "parquet"},
-    owners=OWNERS,
-    metadata={
-        "dagster/column_schema": schemas.BRONZE_EVENTS,
-        "landed_by": STREAM_JOB,
-        "partitioned_by": "event_date, event_hour, ingest_batch",
-    },
 )
 
-bronze_quarantine = dg.AssetSpec(
-    key=BRONZE_QUARANTINE,
-    deps=[KAFKA_IOT_EVENTS],
-    description=(
+bronze_quarantine = landed_by_stream(
+    BRONZE_QUARANTINE,
+    (
         f"Dead letters: every Kafka record the streaming job (`{STREAM_JOB}`) rejected, with the raw "
         "payload, the reason (e.g. `malformed_json`, `missing_field:device_id`, `out_of_range:battery_level`, "
         "`oversized`) and its Kafka topic, partition and offset. Parquet partitioned by the UTC day the "
         "record reached Kafka (`kafka_date`) and micro-batch. Nothing "
         "is dropped silently: what is not in bronze is here."
     ),
-    group_name=GROUP_INGESTION,
-    kinds={"spark", "parquet"},
-    owners=OWNERS,
-    metadata={
-        "dagster/column_schema": schemas.QUARANTINE,
-        "landed_by": STREAM_JOB,
-        "partitioned_by": "kafka_date, ingest_batch",
-    },
+    schemas.QUARANTINE,
+    "kafka_date, ingest_batch",
 )
 
-live_device_type_minute_stats = dg.AssetSpec(
-    key=LIVE_DEVICE_TYPE_MINUTE_STATS,
-    deps=[KAFKA_IOT_EVENTS],
-    description=(
+live_device_type_minute_stats = landed_by_stream(
+    LIVE_DEVICE_TYPE_MINUTE_STATS,
+    (
         f"Provisional per-minute statistics per device type for live views, written by the streaming job "
         f"(`{STREAM_JOB}`) in the same micro-batch as bronze: each batch's partial aggregates (count, sum, "
         "min and max of event_duration and value) per 1-minute event-time window, partitioned by "
@@ -94,14 +98,8 @@ live_device_type_minute_stats = dg.AssetSpec(
         "`iot_pipeline.streaming.live.live_view` combines them. The hourly `silver/device_minute_stats` is "
         "authoritative."
     ),
-    group_name=GROUP_INGESTION,
-    kinds={"spark", "parquet"},
-    owners=OWNERS,
-    metadata={
-        "dagster/column_schema": schemas.LIVE_DEVICE_TYPE_MINUTE_STATS,
-        "landed_by": STREAM_JOB,
-        "partitioned_by": "event_date, ingest_batch",
-    },
+    schemas.LIVE_DEVICE_TYPE_MINUTE_STATS,
+    "event_date, ingest_batch",
 )
 
 EXTERNAL_ASSETS = [kafka_iot_events, bronze_events, bronze_quarantine, live_device_type_minute_stats]
