@@ -32,7 +32,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from iot_pipeline.assets.windows import day_dirs, hour_dirs
+from iot_pipeline.assets.windows import day_dirs, hour_dirs, partition_values
 from iot_pipeline.contract.spark_schema import PARTITION_COLUMNS, PARTITION_FIELDS
 from iot_pipeline.storage import parquet_io as pio
 
@@ -84,7 +84,7 @@ def replace_hours(spark: SparkSession, index: str, fresh: DataFrame | None, hour
         }
         if written:
             pio.overwrite_partitions(rows, index, list(PARTITION_COLUMNS))
-    emptied = [d for h, d in hour_dirs(index, hours).items() if (f"{h:%Y-%m-%d}", h.hour) not in written]
+    emptied = [d for h, d in hour_dirs(index, hours).items() if partition_values(h) not in written]
     pio.delete_partitions(spark, emptied)
 
 

@@ -18,7 +18,7 @@ from iot_pipeline.assets.partitions import HOURLY
 from iot_pipeline.assets.replay import replay_hours
 from iot_pipeline.assets.report import hour_table, md_table, ts_meta
 from iot_pipeline.assets.silver_logic import bronze_columns, compact_unique, deduplicate, is_late, valid_event
-from iot_pipeline.assets.windows import hour_dirs, hour_label, hours_in
+from iot_pipeline.assets.windows import hour_dirs, hour_label, hours_in, partition_values
 from iot_pipeline.contract.spark_schema import PARTITION_COLUMNS, bronze_schema
 from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.resources.lake import LakeResource
@@ -180,7 +180,7 @@ def events(
     present = [h for h in hours if inputs[h].files]
     bronze_stats = {h: inputs[h].stats for h in hours}
     target = config.target_file_mb * 1024 * 1024
-    files_per_hour = {_hour_key(h): max(1, math.ceil(bronze_stats[h].bytes / target)) for h in present}
+    files_per_hour = {partition_values(h): max(1, math.ceil(bronze_stats[h].bytes / target)) for h in present}
 
     rows_read = invalid_rows = 0
     written: set[tuple[str, int]] = set()
@@ -189,10 +189,10 @@ def events(
             session, layout, {h: inputs[h] for h in present}, files_per_hour, exact=False
         )
     emptied = pio.delete_partitions(
-        session, [d for h, d in silver_dirs.items() if _hour_key(h) not in written]
+        session, [d for h, d in silver_dirs.items() if partition_values(h) not in written]
     )
 
-    written_hours = [h for h in hours if _hour_key(h) in written]
+    written_hours = [h for h in hours if partition_values(h) in written]
     per_hour = _index_and_stats(session, layout, hours, written_hours, config.late_margin_minutes)
     repeated = [h for h, s in per_hour.items() if s["ids"] < s["rows"]]
     if repeated:
@@ -204,7 +204,11 @@ def events(
         )
         again = {h: BronzeHour(inputs[h].files, complete=False) for h in repeated}
         _write_hours(
-            session, layout, again, {k: files_per_hour[k] for k in map(_hour_key, repeated)}, exact=True
+            session,
+            layout,
+            again,
+            {k: files_per_hour[k] for k in map(partition_values, repeated)},
+            exact=True,
         )
         per_hour.update(_index_and_stats(session, layout, repeated, repeated, config.late_margin_minutes))
     rows_written = sum(s["rows"] for s in per_hour.values())
@@ -267,10 +271,6 @@ def events(
             )
         )
     return dg.MaterializeResult(metadata=metadata)
-
-
-def _hour_key(hour: datetime) -> tuple[str, int]:
-    return f"{hour:%Y-%m-%d}", hour.hour
 
 
 def _write_hours(
@@ -356,7 +356,7 @@ def _index_and_stats(
     by_key = {(r["event_date"], r["event_hour"]): r for r in stats}
     out = {}
     for h in written_hours:
-        r = by_key.get(_hour_key(h))
+        r = by_key.get(partition_values(h))
         if r is not None:
             out[h] = r.asDict()
     return out

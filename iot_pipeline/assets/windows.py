@@ -45,6 +45,12 @@ def hour_label(hour: datetime) -> str:
     return f"{_utc(hour):%Y-%m-%d-%H:00}"
 
 
+def partition_values(hour: datetime) -> tuple[str, int]:
+    """An hour start as its Hive partition values ``(event_date, event_hour)``."""
+    hour = _utc(hour)
+    return f"{hour:%Y-%m-%d}", hour.hour
+
+
 def hour_dirs(dataset: str, hours: list[datetime]) -> dict[datetime, str]:
     return {h: hour_partition_dir(dataset, h) for h in hours}
 
