@@ -38,8 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
 from iot_pipeline.resources.kafka import KafkaResource
-from iot_pipeline.services.kafka_broker import KafkaBroker, free_ports
-from iot_pipeline.services.minio import MinioServer, ensure_binary, free_port
+from iot_pipeline.services.kafka_broker import KafkaBroker
+from iot_pipeline.services.minio import MinioServer, ensure_binary
+from iot_pipeline.services.processes import free_port, free_ports
 from iot_pipeline_tests.faults.conftest import FaultMinio
 from iot_pipeline_tests.faults.harness import (
     TABLE_HEADER,

@@ -43,7 +43,8 @@ def broker(bootstrap: str | None) -> Iterator[str]:
     if bootstrap:
         yield bootstrap
         return
-    from iot_pipeline.services.kafka_broker import KafkaBroker, free_port
+    from iot_pipeline.services.kafka_broker import KafkaBroker
+    from iot_pipeline.services.processes import free_port
 
     with tempfile.TemporaryDirectory(prefix="iot-bench-kafka-") as tmp:
         b = KafkaBroker(state_dir=Path(tmp), port=free_port(), controller_port=free_port(), heap="1g")

@@ -158,7 +158,8 @@ def main() -> None:
             run(str(root), hours, {"s3": S3Resource()}, late)
         return
 
-    from iot_pipeline.services.minio import MinioServer, ensure_binary, free_port
+    from iot_pipeline.services.minio import MinioServer, ensure_binary
+    from iot_pipeline.services.processes import free_port
 
     with tempfile.TemporaryDirectory() as tmp:
         user, password = f"bench-{secrets.token_hex(4)}", secrets.token_urlsafe(24)

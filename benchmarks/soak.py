@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 from dagster import DagsterRunStatus
 from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
 
-from iot_pipeline.services.kafka_broker import free_ports
+from iot_pipeline.services.processes import free_ports
 from iot_pipeline.storage.layout import hour_partition_dir
 
 REPO = Path(__file__).resolve().parents[1]

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from iot_pipeline.services.maven import require_tool, resolve_classpath
 from iot_pipeline.services.paths import cache_dir
+from iot_pipeline.services.processes import free_ports, tail_log
 
 # Newest 4.x release Maven Central serves (checked 4.1.1 ... 4.4.0); log4j matches what Kafka 4.4.0 is
 # built against. Kafka's POMs pin slf4j-api 1.7.36, which cannot see the SLF4J 2 binding of
@@ -151,25 +152,6 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex((HOST, port)) == 0
 
 
-def free_port() -> int:
-    """One free port; call ``free_ports(2)`` when you need the broker and controller ports together."""
-    return free_ports(1)[0]
-
-
-def free_ports(count: int = 2) -> list[int]:
-    """Distinct ports nothing listens on right now (for tests that start their own broker).
-
-    All sockets stay open until every port is chosen, so the kernel cannot hand out one port twice.
-    """
-    with contextlib.ExitStack() as stack:
-        ports = []
-        for _ in range(count):
-            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.bind((HOST, 0))
-            ports.append(sock.getsockname()[1])
-        return ports
-
-
 def new_cluster_id() -> str:
     """What ``kafka-storage random-uuid`` prints, without paying a JVM start (~3 s on 2 busy cores).
 
@@ -180,12 +162,6 @@ def new_cluster_id() -> str:
         text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not text.startswith("-") and text not in ("AAAAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAAQ"):
             return text
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    if not path.exists():
-        return f"(no {path.name} yet)"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 @dataclass
@@ -489,7 +465,7 @@ class KafkaBroker:
     def _early_exit_error(self) -> KafkaBrokerError:
         return KafkaBrokerError(
             f"The Kafka broker exited during start-up. Last lines of {self.log_file}:\n"
-            f"{_tail(self.log_file)}\n--- {self.stdout_file} ---\n{_tail(self.stdout_file, 20)}"
+            f"{tail_log(self.log_file, 40)}\n--- {self.stdout_file} ---\n{tail_log(self.stdout_file, 20)}"
         )
 
     def healthy(self, timeout_s: float = 5.0, bootstrap_servers: str | None = None) -> bool:
@@ -517,7 +493,7 @@ class KafkaBroker:
             time.sleep(0.2)
         raise KafkaBrokerError(
             f"The Kafka broker at {self.bootstrap_servers} did not become healthy within {timeout_s:.0f}s. "
-            f"Last lines of {self.log_file}:\n{_tail(self.log_file)}"
+            f"Last lines of {self.log_file}:\n{tail_log(self.log_file, 40)}"
         )
 
     def stop(self, timeout_s: float = 30.0) -> bool:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from iot_pipeline.services.maven import ToolMissingError, require_tool
 from iot_pipeline.services.paths import cache_dir, state_dir
+from iot_pipeline.services.processes import tail_log
 
 MINIO_MODULE = "github.com/minio/minio"
 MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
@@ -35,12 +36,6 @@ HOST = "127.0.0.1"
 
 class MinioError(RuntimeError):
     """Building, starting or stopping MinIO failed; the message says what to do."""
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    if not path.exists():
-        return "(no log)"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def binary_path(version: str = MINIO_VERSION) -> Path:
@@ -89,7 +84,7 @@ def ensure_binary(version: str = MINIO_VERSION, *, timeout: float = 1800) -> Pat
                 raise MinioError(f"go install {MINIO_MODULE}@{version} took over {timeout:.0f}s") from exc
         if result.returncode != 0 or not binary.exists():
             raise MinioError(
-                f"go install {MINIO_MODULE}@{version} failed (exit {result.returncode}); log {log}:\n{_tail(log)}"
+                f"go install {MINIO_MODULE}@{version} failed (exit {result.returncode}); log {log}:\n{tail_log(log)}"
             )
         with log.open("a") as out:
             out.write(f"built in {time.monotonic() - started:.0f}s\n")
@@ -104,12 +99,6 @@ def port_in_use(port: int, host: str = HOST) -> bool:
         except OSError:
             return True
     return False
-
-
-def free_port(host: str = HOST) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def _alive(pid: int) -> bool:
@@ -226,14 +215,14 @@ class MinioServer:
             if proc.poll() is not None:
                 self.pid_file.unlink(missing_ok=True)
                 raise MinioError(
-                    f"MinIO exited with code {proc.returncode}; log {self.log_file}:\n{_tail(self.log_file)}"
+                    f"MinIO exited with code {proc.returncode}; log {self.log_file}:\n{tail_log(self.log_file)}"
                 )
             if self.healthy(timeout=1):
                 return proc.pid
             time.sleep(0.2)
         self.stop()
         raise MinioError(
-            f"MinIO was not healthy within {wait_seconds:.0f}s; log {self.log_file}:\n{_tail(self.log_file)}"
+            f"MinIO was not healthy within {wait_seconds:.0f}s; log {self.log_file}:\n{tail_log(self.log_file)}"
         )
 
     def stop(self, timeout: float = 15) -> bool:

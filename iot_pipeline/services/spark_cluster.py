@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pyspark
 
-from iot_pipeline.services.kafka_broker import free_ports
 from iot_pipeline.services.maven import require_tool
 from iot_pipeline.services.paths import state_dir
+from iot_pipeline.services.processes import free_ports, pid_alive, tail_log
 
 HOST = "127.0.0.1"
 JAVA_HINT = "install a JDK 17+ (Debian: apt-get install openjdk-17-jdk-headless)."
@@ -41,22 +41,6 @@ class SparkClusterError(RuntimeError):
 def spark_home() -> Path:
     """PySpark's package directory is a complete SPARK_HOME (``jars/``, ``bin/``)."""
     return Path(pyspark.__file__).resolve().parent
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    if not path.exists():
-        return f"(no {path.name})"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass
@@ -135,7 +119,7 @@ class SparkStandaloneCluster:
             pid = int(self.pid_file(role).read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        return pid if _pid_alive(pid) else None
+        return pid if pid_alive(pid) else None
 
     def master_state(self) -> dict | None:
         """The master's JSON status (workers, apps), or None when its web UI does not answer."""
@@ -178,12 +162,12 @@ class SparkStandaloneCluster:
             if self._pid(role) is None:
                 self.stop()
                 raise SparkClusterError(
-                    f"spark {role} exited; {self.log_file(role)}:\n{_tail(self.log_file(role))}"
+                    f"spark {role} exited; {self.log_file(role)}:\n{tail_log(self.log_file(role))}"
                 )
             time.sleep(0.5)
         self.stop()
         raise SparkClusterError(
-            f"spark {role} not ready after {timeout:.0f}s; {self.log_file(role)}:\n{_tail(self.log_file(role))}"
+            f"spark {role} not ready after {timeout:.0f}s; {self.log_file(role)}:\n{tail_log(self.log_file(role))}"
         )
 
     def stop(self, timeout: float = 20.0) -> None:
@@ -194,11 +178,11 @@ class SparkStandaloneCluster:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGTERM)
                 deadline = time.monotonic() + timeout
-                while _pid_alive(pid) and time.monotonic() < deadline:
+                while pid_alive(pid) and time.monotonic() < deadline:
                     time.sleep(0.2)
                     with contextlib.suppress(ChildProcessError):
                         os.waitpid(pid, os.WNOHANG)
-                if _pid_alive(pid):
+                if pid_alive(pid):
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(pid, signal.SIGKILL)
             self.pid_file(role).unlink(missing_ok=True)

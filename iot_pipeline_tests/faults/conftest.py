@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from iot_pipeline.services.kafka_broker import KafkaBroker
-from iot_pipeline.services.minio import MinioError, MinioServer, ensure_binary, free_port
+from iot_pipeline.services.minio import MinioError, MinioServer, ensure_binary
+from iot_pipeline.services.processes import free_port
 from iot_pipeline.storage.s3 import DEFAULT_REGION
 from iot_pipeline_tests.faults.harness import Lake, Services
 

@@ -19,8 +19,8 @@ from iot_pipeline.services.kafka_broker import (
     KafkaBroker,
     KafkaBrokerError,
     PortInUseError,
-    free_ports,
 )
+from iot_pipeline.services.processes import free_ports
 
 pytestmark = pytest.mark.kafka
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from iot_pipeline.services import minio_cli
-from iot_pipeline.services.minio import MinioError, MinioServer, free_port
+from iot_pipeline.services.minio import MinioError, MinioServer
+from iot_pipeline.services.processes import free_port
 from iot_pipeline.storage.s3 import (
     AWS_SDK_V2_BY_HADOOP,
     S3ConfigError,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from confluent_kafka.admin import NewTopic
 from iot_pipeline.ingestion.generator import generate
 from iot_pipeline.ingestion.runner import Simulation, SimulationConfig
 from iot_pipeline.resources.kafka import KafkaResource
+from iot_pipeline.services.processes import free_port
 from iot_pipeline_tests.unit.test_simulator import contract_violation
 
 pytestmark = pytest.mark.kafka
@@ -59,12 +59,6 @@ def config(kafka: KafkaResource, **overrides) -> SimulationConfig:  # type: igno
         metrics_port=None, progress=False,
     )  # fmt: skip
     return SimulationConfig(**{**base, **overrides})
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_bounded_run_round_trips_exactly(kafka_resource: KafkaResource) -> None:

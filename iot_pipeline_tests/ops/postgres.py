@@ -9,7 +9,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -18,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
+
+from iot_pipeline.services.processes import free_port
 
 
 @dataclass(frozen=True)
@@ -52,12 +53,6 @@ def _bin_dir() -> str:
     return os.path.dirname(candidates[-1])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def running_postgres(
     user: str = "dagster", password: str = "ops-test-password", db: str = "dagster"
@@ -73,7 +68,7 @@ def running_postgres(
     if as_root:
         shutil.chown(work, "postgres")
         shutil.chown(pwfile, "postgres")
-    port = _free_port()
+    port = free_port()
 
     def run(*args: str) -> None:
         result = subprocess.run([*prefix, *args], capture_output=True, text=True, timeout=120)

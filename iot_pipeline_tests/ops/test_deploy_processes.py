@@ -35,7 +35,7 @@ import yaml
 from iot_pipeline.ingestion.faults import FaultRates
 from iot_pipeline.ingestion.runner import Simulation, SimulationConfig
 from iot_pipeline.resources.kafka import KafkaResource
-from iot_pipeline.services.kafka_broker import free_ports
+from iot_pipeline.services.processes import free_ports
 from iot_pipeline_tests.ops.postgres import Postgres, running_postgres
 from iot_pipeline_tests.ops.support import DEPLOY, env_example_with_secrets, instance_rules, write_env_file
 from iot_pipeline_tests.ops.test_compose import compose_config

@@ -14,7 +14,7 @@ from dagster._core.definitions.freshness import FreshnessState, FreshnessStateCh
 from prometheus_client.parser import text_string_to_metric_families
 
 from iot_pipeline.assets.keys import BRONZE_EVENTS, SILVER_EVENTS
-from iot_pipeline.services.minio import free_port
+from iot_pipeline.services.processes import free_port
 from iot_pipeline_tests.ops.support import FRESHNESS_METRICS
 
 BIN = Path(sys.executable).parent

@@ -9,23 +9,18 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
+from iot_pipeline.services.processes import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 # The launch-driven sensors would race the UI's own backfills; the report sensor stays on (it is tested).
 STOPPED_SENSORS = ("bronze_hours_sensor", "daily_rollup_sensor")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def dagster_env(home: Path, lake: Path) -> dict[str, str]:

@@ -1,0 +1,46 @@
+"""What every locally started service (Kafka, MinIO, Spark) needs: free ports, live pids, log tails."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from pathlib import Path
+
+HOST = "127.0.0.1"
+
+
+def free_ports(count: int = 2, host: str = HOST) -> list[int]:
+    """Distinct ports nothing listens on right now (for services and tests that start their own).
+
+    All sockets stay open until every port is chosen, so the kernel cannot hand out one port twice.
+    """
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind((host, 0))
+            ports.append(sock.getsockname()[1])
+        return ports
+
+
+def free_port(host: str = HOST) -> int:
+    """One free port; call :func:`free_ports` when several must be free together."""
+    return free_ports(1, host)[0]
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def tail_log(path: Path, lines: int = 30) -> str:
+    """The last lines of a service's log, for error messages that say where to look."""
+    if not path.exists():
+        return f"(no {path.name} yet)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
