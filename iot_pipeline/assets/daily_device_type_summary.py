@@ -62,7 +62,7 @@ def daily_device_type_summary(
             df = session.createDataFrame(rows, result.schema)
             pio.overwrite_partitions(df.repartition(1), dataset, ["event_date"])
     with_rows = {r["event_date"] for r in rows}
-    pio.delete_partitions(session, [d for day, d in day_dirs(dataset, days).items() if day not in with_rows])
+    pio.delete_partitions([d for day, d in day_dirs(dataset, days).items() if day not in with_rows])
     header = ["event_date", "device_type", "events", "devices", "normal", "warning", "critical"]
     table = md_table(
         header,

@@ -60,7 +60,7 @@ def write_outputs(
         df = spark.createDataFrame([tuple(r[c] for c in P95_COLUMNS) for r in rows], P95_SCHEMA)
         pio.overwrite_partitions(df.repartition(1), dataset, ["event_date"])
     with_rows = {r["event_date"] for r in rows}
-    pio.delete_partitions(spark, [d for day, d in day_dirs(dataset, days).items() if day not in with_rows])
+    pio.delete_partitions([d for day, d in day_dirs(dataset, days).items() if day not in with_rows])
     paths = []
     for day in days:
         path = layout.daily_p95_csv(day)

@@ -49,7 +49,7 @@ def device_minute_stats(
     layout = lake.layout
     hours = hours_in(context.partition_time_window)
     source_dirs = hour_dirs(layout.silver_events, hours)
-    present = [h for h, d in source_dirs.items() if pio.file_stats(session, d).files > 0]
+    present = [h for h, d in source_dirs.items() if pio.file_stats(d).files > 0]
     out_dirs = hour_dirs(layout.silver_device_minute_stats, hours)
     rows = events = 0
     written: set[str] = set()
@@ -77,12 +77,10 @@ def device_minute_stats(
         context.log.warning(
             f"{len(missing)} hour(s) have no silver/events files: their minute stats are empty"
         )
-    pio.delete_partitions(
-        session, [d for h, d in out_dirs.items() if f"{h:%Y-%m-%d}/{h.hour}" not in written]
-    )
+    pio.delete_partitions([d for h, d in out_dirs.items() if f"{h:%Y-%m-%d}/{h.hour}" not in written])
     files = pio.FileStats(0, 0)
     for d in out_dirs.values():
-        files = files + pio.file_stats(session, d)
+        files = files + pio.file_stats(d)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,

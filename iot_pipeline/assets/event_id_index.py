@@ -74,8 +74,8 @@ def replace_hours(spark: SparkSession, index: str, fresh: DataFrame | None, hour
     None: nothing). Other hours are never read nor touched, so concurrent runs of other hours are safe."""
     days = sorted({f"{h:%Y-%m-%d}" for h in hours})
     for day_dir in day_dirs(index, days).values():  # the earlier one-file-per-day layout, if any
-        for path in _day_level_files(spark, day_dir):
-            pio.delete(spark, path)
+        for path in _day_level_files(day_dir):
+            pio.delete(path)
     written: set[tuple[str, int]] = set()
     if fresh is not None:
         rows = fresh.select(*COLUMNS)  # the caller persists it (silver reads the fresh files once)
@@ -85,7 +85,7 @@ def replace_hours(spark: SparkSession, index: str, fresh: DataFrame | None, hour
         if written:
             pio.overwrite_partitions(rows, index, list(PARTITION_COLUMNS))
     emptied = [d for h, d in hour_dirs(index, hours).items() if partition_values(h) not in written]
-    pio.delete_partitions(spark, emptied)
+    pio.delete_partitions(emptied)
 
 
 def distinct_ids_by_day(spark: SparkSession, index: str, silver_files: HourFiles) -> dict[str, bool]:
@@ -98,7 +98,7 @@ def distinct_ids_by_day(spark: SparkSession, index: str, silver_files: HourFiles
         {
             path.rsplit("/", 1)[0]
             for day_dir in day_dirs(index, days).values()
-            for path, _ in pio.data_files(spark, day_dir)
+            for path, _ in pio.data_files(day_dir)
             if path.rsplit("/", 2)[-2].startswith("event_hour=")
         }
     )
@@ -125,9 +125,9 @@ def distinct_ids_by_day(spark: SparkSession, index: str, silver_files: HourFiles
     return verdicts
 
 
-def _day_level_files(spark: SparkSession, day_dir: str) -> list[str]:
+def _day_level_files(day_dir: str) -> list[str]:
     """Data files directly in a day directory (the earlier layout), not in its hour directories."""
-    return [p for p, _ in pio.data_files(spark, day_dir) if p.rsplit("/", 2)[-2].startswith("event_date=")]
+    return [p for p, _ in pio.data_files(day_dir) if p.rsplit("/", 2)[-2].startswith("event_date=")]
 
 
 def _read(spark: SparkSession, index: str, day_dirs_: list[str]) -> DataFrame:

@@ -69,13 +69,11 @@ class BronzeHour:
         return pio.FileStats(len(self.files), sum(size for _, size in self.files))
 
 
-def bronze_inputs(
-    spark: SparkSession, dataset: str, hours: list[datetime], committed: int | None
-) -> dict[datetime, BronzeHour]:
+def bronze_inputs(dataset: str, hours: list[datetime], committed: int | None) -> dict[datetime, BronzeHour]:
     """Each hour's bronze files that belong to committed batches (see ``storage.commits``)."""
     out = {}
     for h, d in hour_dirs(dataset, hours).items():
-        listed = pio.data_files(spark, d)
+        listed = pio.data_files(d)
         visible = [f for f in listed if is_visible(f[0], committed)]
         out[h] = BronzeHour(visible, len(visible) == len(listed))
     return out
@@ -137,8 +135,8 @@ def events(
     session = spark.spark_session
     layout = lake.layout
     hours = hours_in(context.partition_time_window)
-    committed = parse_commit(pio.read_text(session, layout.bronze_commit))
-    inputs = bronze_inputs(session, layout.bronze_events, hours, committed)
+    committed = parse_commit(pio.read_text(layout.bronze_commit))
+    inputs = bronze_inputs(layout.bronze_events, hours, committed)
     missing = [h for h in hours if not inputs[h].files]
     columns = bronze_columns()
 
@@ -159,12 +157,12 @@ def events(
                 layout.bronze_events,
                 [*PARTITION_COLUMNS, BATCH_COLUMN],
             )
-            inputs.update(bronze_inputs(session, layout.bronze_events, missing, committed))
+            inputs.update(bronze_inputs(layout.bronze_events, missing, committed))
             replayed = [h for h in missing if inputs[h].files]
 
     silver_dirs = hour_dirs(layout.silver_events, hours)
     no_input = [h for h in hours if not inputs[h].files]
-    vanished = [h for h in no_input if pio.file_stats(session, silver_dirs[h]).files > 0]
+    vanished = [h for h in no_input if pio.file_stats(silver_dirs[h]).files > 0]
     if vanished and not config.allow_emptying_hours:
         labels = [hour_label(h) for h in vanished]
         raise dg.Failure(
@@ -188,9 +186,7 @@ def events(
         rows_read, invalid_rows, written = _write_hours(
             session, layout, {h: inputs[h] for h in present}, files_per_hour, exact=False
         )
-    emptied = pio.delete_partitions(
-        session, [d for h, d in silver_dirs.items() if partition_values(h) not in written]
-    )
+    emptied = pio.delete_partitions([d for h, d in silver_dirs.items() if partition_values(h) not in written])
 
     written_hours = [h for h in hours if partition_values(h) in written]
     per_hour = _index_and_stats(session, layout, hours, written_hours, config.late_margin_minutes)
@@ -212,7 +208,7 @@ def events(
         )
         per_hour.update(_index_and_stats(session, layout, repeated, repeated, config.late_margin_minutes))
     rows_written = sum(s["rows"] for s in per_hour.values())
-    out_stats = {h: pio.file_stats(session, d) for h, d in silver_dirs.items()}
+    out_stats = {h: pio.file_stats(d) for h, d in silver_dirs.items()}
     late_rows = sum(r["late"] for r in per_hour.values())
     rows = []
     for h in hours:

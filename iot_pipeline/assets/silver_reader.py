@@ -28,7 +28,7 @@ def read_silver_days(spark: SparkSession, dataset: str, days: list[str], columns
     day_bytes: dict[str, int] = {}
     present = []
     for day, d in day_dirs(dataset, days).items():
-        files = pio.data_files(spark, d)
+        files = pio.data_files(d)
         for path, _ in files:
             if m := _HOUR_DIR.search(path):
                 files_by_hour.setdefault((day, int(m.group(1))), set()).add(path.rsplit("/", 1)[1])

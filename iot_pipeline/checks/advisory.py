@@ -37,7 +37,7 @@ class AdvisoryConfig(dg.Config):
 def quarantine_rows(spark, layout: LakeLayout, window: dg.TimeWindow) -> int:
     root = layout.quarantine_events
     dirs = [f"{root}/kafka_date={d}" for d in sorted(days_in(window))]
-    present = [d for d in dirs if pio.data_files(spark, d)]
+    present = [d for d in dirs if pio.data_files(d)]
     if not present:
         return 0
     df = spark.read.option("basePath", root).parquet(*present)

@@ -29,7 +29,7 @@ def _normalise_partition_columns(df: DataFrame) -> DataFrame:
 
 def read_dirs(spark: SparkSession, dataset: str, dirs: list[str]) -> DataFrame | None:
     """The data under the partition directories that hold files; None when none does."""
-    present = [d for d in dirs if pio.data_files(spark, d)]
+    present = [d for d in dirs if pio.data_files(d)]
     if not present:
         return None
     return _normalise_partition_columns(spark.read.option("basePath", dataset).parquet(*present))

@@ -1,9 +1,11 @@
-"""File-system helpers for the batch assets, through Hadoop's FileSystem API.
+"""File-system helpers for the lake's datasets, local or S3, without going through a Spark JVM.
 
-Everything goes through the JVM of the Spark session (``spark._jvm``) rather than ``os``/``pathlib``,
-so the same call works for a local lake, ``file://`` and ``s3a://`` (the connector Spark already
-uses); the one exception is listing a local lake (``data_files``). Files whose name starts with ``_``
-or ``.`` (``_SUCCESS``, ``_spark_metadata``, ``.crc``) are Spark/Hadoop bookkeeping, never data.
+Every call goes through :func:`iot_pipeline.storage.s3.lake_filesystem` (a pyarrow filesystem for a
+local path, ``file://`` or ``s3a://`` URI), the same access the stream's lock, its checkpoint and the
+sensors use. Keeping file operations out of the JVM lets the assets run on a Spark Connect session,
+which has none, and spares a py4j round trip per call on a classic one. Only the Parquet write goes
+through Spark. Files whose name starts with ``_`` or ``.`` (``_SUCCESS``, ``_spark_metadata``,
+``.crc``) are Spark/Hadoop bookkeeping, never data.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyarrow import fs as pafs
+from pyspark.sql import DataFrame
 
-from iot_pipeline.storage.layout import is_local, local_path
+from iot_pipeline.storage.layout import is_local
+from iot_pipeline.storage.s3 import lake_filesystem
 
 
 @dataclass(frozen=True)
@@ -30,98 +33,87 @@ class FileStats:
 EMPTY = FileStats(0, 0)
 
 
-def _path_and_fs(spark: SparkSession, uri: str) -> tuple[Any, Any]:
-    jvm = spark._jvm
-    path = jvm.org.apache.hadoop.fs.Path(uri)
-    return path, path.getFileSystem(spark._jsc.hadoopConfiguration())
-
-
 def _is_data(name: str) -> bool:
     return not (name.startswith("_") or name.startswith("."))
 
 
-def exists(spark: SparkSession, uri: str) -> bool:
-    path, fs = _path_and_fs(spark, uri)
-    return bool(fs.exists(path))
-
-
-def data_files(spark: SparkSession, uri: str) -> list[tuple[str, int]]:
-    """(path, size) of every data file below ``uri`` (recursive); empty when it does not exist.
-
-    A local lake is walked in Python: Hadoop's recursive ``listFiles`` builds a ``LocatedFileStatus``
-    per local file and fills its permission fields by forking a shell command, about 7 ms a file,
-    seconds for a month of hour partitions. Object stores keep ``listFiles`` (one flat listing per
-    1,000 keys).
-    """
+def _spelled(uri: str, path: str) -> str:
+    """A listed path as Spark spells it: ``file:/abs/path`` locally, ``<scheme>://bucket/key`` on S3."""
     if is_local(uri):
-        return _local_data_files(local_path(uri))
-    return _hadoop_data_files(spark, uri)
+        return f"file:{path}"
+    return f"{uri.split('://', 1)[0]}://{path}"
 
 
-def _hadoop_data_files(spark: SparkSession, uri: str) -> list[tuple[str, int]]:
-    path, fs = _path_and_fs(spark, uri)
-    if not fs.exists(path):
-        return []
+def exists(uri: str) -> bool:
+    filesystem, path = lake_filesystem(uri)
+    return filesystem.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def data_files(uri: str) -> list[tuple[str, int]]:
+    """(path, size) of every data file below ``uri`` (recursive), sorted; empty when it does not exist.
+
+    One recursive listing: a local walk, or flat S3 listings of 1,000 keys each.
+    """
+    filesystem, root = lake_filesystem(uri)
+    if is_local(uri):
+        root = os.path.abspath(root)
+    infos = filesystem.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
     out: list[tuple[str, int]] = []
-    root = fs.makeQualified(path).toString()  # as the listed paths spell it (scheme and all)
-    it = fs.listFiles(path, True)
-    while it.hasNext():
-        status = it.next()
-        p = status.getPath()
+    for info in infos:
+        if info.type != pafs.FileType.File:
+            continue
         # Skip bookkeeping files and anything inside a bookkeeping directory (e.g. _spark_metadata/).
-        rel = p.toString()[len(root) :]
+        rel = info.path[len(root) :]
         if all(_is_data(part) for part in rel.split("/") if part):
-            out.append((p.toString(), int(status.getLen())))
-    return out
+            out.append((_spelled(uri, info.path), int(info.size)))
+    return sorted(out)
 
 
-def _local_data_files(root: str) -> list[tuple[str, int]]:
-    """``data_files`` of a local directory, paths spelled as Hadoop spells them (``file:/abs/path``)."""
-    out: list[tuple[str, int]] = []
-    for directory, subdirs, files in os.walk(os.path.abspath(root)):
-        subdirs[:] = [d for d in subdirs if _is_data(d)]
-        for name in files:
-            if _is_data(name):
-                full = os.path.join(directory, name)
-                out.append((f"file:{full}", os.path.getsize(full)))
-    return out
-
-
-def file_stats(spark: SparkSession, uri: str) -> FileStats:
-    files = data_files(spark, uri)
+def file_stats(uri: str) -> FileStats:
+    files = data_files(uri)
     return FileStats(len(files), sum(size for _, size in files))
 
 
-def file_stats_many(spark: SparkSession, uris: Iterable[str]) -> dict[str, FileStats]:
-    return {uri: file_stats(spark, uri) for uri in uris}
-
-
-def read_text(spark: SparkSession, uri: str) -> str | None:
+def read_text(uri: str) -> str | None:
     """A small UTF-8 state file of the lake, or None when it does not exist."""
-    path, fs = _path_and_fs(spark, uri)
-    if not fs.exists(path):
+    filesystem, path = lake_filesystem(uri)
+    try:
+        with filesystem.open_input_stream(path) as stream:
+            return stream.read().decode("utf-8")
+    except FileNotFoundError:
         return None
-    stream = fs.open(path)
-    try:
-        return str(spark._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
-    finally:
-        stream.close()
 
 
-def write_text(spark: SparkSession, uri: str, text: str) -> None:
-    """Replace a small state file (a single PUT on S3, so readers see the old or the new text)."""
-    path, fs = _path_and_fs(spark, uri)
-    out = fs.create(path, True)
-    try:
-        out.write(bytearray(text.encode()))
-    finally:
-        out.close()
+def write_text(uri: str, text: str) -> None:
+    """Replace a small state file (a single PUT on S3, so readers see the old or the new text).
+
+    Locally the text goes to a temporary file that is then renamed over the old one, for the same
+    all-or-nothing view.
+    """
+    filesystem, path = lake_filesystem(uri)
+    parent = path.rsplit("/", 1)[0]
+    if is_local(uri):
+        filesystem.create_dir(parent, recursive=True)
+        staged = f"{parent}/.{path.rsplit('/', 1)[-1]}.tmp"
+        with filesystem.open_output_stream(staged) as out:
+            out.write(text.encode("utf-8"))
+        filesystem.move(staged, path)
+        return
+    with filesystem.open_output_stream(path) as out:
+        out.write(text.encode("utf-8"))
 
 
-def delete(spark: SparkSession, uri: str) -> bool:
-    """Recursively delete ``uri``; True if something was deleted."""
-    path, fs = _path_and_fs(spark, uri)
-    return bool(fs.exists(path) and fs.delete(path, True))
+def delete(uri: str) -> bool:
+    """Recursively delete ``uri`` (a directory or a file); True if something was deleted."""
+    filesystem, path = lake_filesystem(uri)
+    kind = filesystem.get_file_info(path).type
+    if kind == pafs.FileType.Directory:
+        filesystem.delete_dir(path)
+        return True
+    if kind == pafs.FileType.File:
+        filesystem.delete_file(path)
+        return True
+    return False
 
 
 def overwrite_partitions(df: DataFrame, dataset: str, partition_columns: list[str]) -> None:
@@ -139,6 +131,6 @@ def overwrite_partitions(df: DataFrame, dataset: str, partition_columns: list[st
     )
 
 
-def delete_partitions(spark: SparkSession, partition_dirs: Iterable[str]) -> list[str]:
+def delete_partitions(partition_dirs: Iterable[str]) -> list[str]:
     """Delete the given partition directories; returns those that existed."""
-    return [d for d in partition_dirs if delete(spark, d)]
+    return [d for d in partition_dirs if delete(d)]

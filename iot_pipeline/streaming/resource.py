@@ -134,8 +134,8 @@ class SparkStreamingResource(dg.ConfigurableResource):
     staging_grace_seconds: float = 600.0
 
     def _session(self) -> SparkSession:
-        session = getattr(self.spark, "spark_session", None)
-        return session if session is not None else self.spark.build_session()
+        # A driver of its own, even when the batch runs use a Spark Connect server (``spark.remote``).
+        return self.spark.build_session()
 
     def _kafka_source(self, spark: SparkSession, starting_offsets: str) -> DataFrame:
         reader = (
@@ -252,7 +252,6 @@ class SparkStreamingResource(dg.ConfigurableResource):
             metrics.serve(self.metrics_port, self.metrics_host)
         totals = StreamTotals()
         watermark = WatermarkPublisher(
-            spark,
             layout,
             timedelta(minutes=self.live_watermark_minutes),
             on_change=lambda w: metrics.watermark.set(w.timestamp()),

@@ -65,8 +65,8 @@ class BronzeBatchWriter:
         if not self._marker_checked:
             # Spark runs batch N only once every batch before it is committed: on a lake without a
             # commit marker, record that before anything of batch N becomes visible.
-            if read_bronze_commit(batch.sparkSession, self.layout) is None:
-                write_bronze_commit(batch.sparkSession, self.layout, batch_id + self.batch_base - 1)
+            if read_bronze_commit(self.layout) is None:
+                write_bronze_commit(self.layout, batch_id + self.batch_base - 1)
             self._marker_checked = True
         # Cache what every write needs; the raw payload is kept for quarantined records only.
         ingest_time = datetime.fromtimestamp(started, timezone.utc).isoformat()
@@ -125,7 +125,7 @@ class BronzeBatchWriter:
                 .partitionBy("event_date", BATCH_COLUMN)
                 .parquet(self.layout.live_device_type_minute)
             )
-        write_bronze_commit(classified.sparkSession, self.layout, batch_id + self.batch_base)
+        write_bronze_commit(self.layout, batch_id + self.batch_base)
         committed = time.time()
         stats = landed.get
         quantiles = stats["kafka_ts_percentiles"] or []

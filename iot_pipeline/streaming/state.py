@@ -8,21 +8,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from pyspark.sql import SparkSession
-
 from iot_pipeline.storage import parquet_io as pio
 from iot_pipeline.storage.commits import commit_document, parse_commit
 from iot_pipeline.storage.layout import LakeLayout
 from iot_pipeline.storage.watermark import trusted_watermark, watermark_document
 
 
-def write_watermark(spark: SparkSession, layout: LakeLayout, watermark: datetime) -> None:
-    pio.write_text(spark, layout.stream_watermark, watermark_document(watermark))
+def write_watermark(layout: LakeLayout, watermark: datetime) -> None:
+    pio.write_text(layout.stream_watermark, watermark_document(watermark))
 
 
-def read_watermark_document(spark: SparkSession, layout: LakeLayout) -> Any:
+def read_watermark_document(layout: LakeLayout) -> Any:
     """The published watermark document as JSON, or None if there is none."""
-    text = pio.read_text(spark, layout.stream_watermark)
+    text = pio.read_text(layout.stream_watermark)
     if text is None:
         return None
     try:
@@ -31,13 +29,13 @@ def read_watermark_document(spark: SparkSession, layout: LakeLayout) -> Any:
         return {"unreadable": text[:200]}
 
 
-def write_bronze_commit(spark: SparkSession, layout: LakeLayout, batch: int) -> None:
+def write_bronze_commit(layout: LakeLayout, batch: int) -> None:
     """Mark bronze batches up to ``batch`` as complete for readers (see ``storage.commits``)."""
-    pio.write_text(spark, layout.bronze_commit, commit_document(batch))
+    pio.write_text(layout.bronze_commit, commit_document(batch))
 
 
-def read_bronze_commit(spark: SparkSession, layout: LakeLayout) -> int | None:
-    return parse_commit(pio.read_text(spark, layout.bronze_commit))
+def read_bronze_commit(layout: LakeLayout) -> int | None:
+    return parse_commit(pio.read_text(layout.bronze_commit))
 
 
 @dataclass
@@ -51,7 +49,6 @@ class WatermarkPublisher:
     back since): it is then ignored with a warning rather than trusted forever.
     """
 
-    spark: SparkSession
     layout: LakeLayout
     delay: timedelta
     on_change: Callable[[datetime], None] = lambda _: None
@@ -61,9 +58,7 @@ class WatermarkPublisher:
 
     def __post_init__(self) -> None:
         notes: list[str] = []
-        self.current = trusted_watermark(
-            read_watermark_document(self.spark, self.layout), self.clock(), notes
-        )
+        self.current = trusted_watermark(read_watermark_document(self.layout), self.clock(), notes)
         for note in notes:
             self.warn(f"WARNING: {note}; it restarts from the next accepted event")
 
@@ -73,5 +68,5 @@ class WatermarkPublisher:
         candidate = min(newest_event, self.clock()) - self.delay
         if self.current is None or candidate > self.current:
             self.current = candidate
-            write_watermark(self.spark, self.layout, candidate)
+            write_watermark(self.layout, candidate)
             self.on_change(candidate)

@@ -1,12 +1,19 @@
-"""Listing a lake's data files: the local walk and Hadoop's listing must agree file for file."""
+"""The lake's file helpers on a local directory and on a real S3 server (MinIO) behave alike.
+
+They are what every asset lists, deletes and reads state with, without a Spark JVM (so the same code
+runs on a Spark Connect session). Bookkeeping files (``_*``, ``.*``, anything in ``_spark_metadata/``)
+are never data.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-from pyspark.sql import SparkSession
+import pytest
 
 from iot_pipeline.storage import parquet_io as pio
+from iot_pipeline_tests.fixtures.minio import MinioEndpoint
 
 TREE = {
     "event_date=2026-03-01/event_hour=0/part-0.parquet": 11,
@@ -17,25 +24,53 @@ TREE = {
     "_spark_metadata/0": 5,
     ".staging/event_hour=3/part-3.parquet": 7,
 }
+DATA = [
+    ("event_date=2026-03-01/event_hour=0/part-0.parquet", 11),
+    ("event_date=2026-03-01/event_hour=1/part-1.parquet", 22),
+    ("event_date=2026-03-02/event_hour=23/nested/part-2.parquet", 33),
+]
 
 
-def test_local_walk_lists_what_hadoop_lists_without_the_bookkeeping(
-    spark: SparkSession, tmp_path: Path
-) -> None:
+def _exercise(root: str, spelled: str, put: Callable[[str, int], None]) -> None:
     for rel, size in TREE.items():
+        put(rel, size)
+
+    assert pio.data_files(root) == [(f"{spelled}/{rel}", size) for rel, size in DATA]
+    assert pio.file_stats(root) == pio.FileStats(3, 66)
+    assert pio.data_files(f"{root}/missing") == [] and pio.file_stats(f"{root}/missing") == pio.EMPTY
+    assert pio.exists(f"{root}/event_date=2026-03-01") and not pio.exists(f"{root}/missing")
+
+    # State files: absent, written, replaced; never listed as data.
+    state = f"{root}/_state/commit.json"
+    assert pio.read_text(state) is None
+    pio.write_text(state, '{"batch": 1}')
+    pio.write_text(state, '{"batch": 2}')
+    assert pio.read_text(state) == '{"batch": 2}'
+    assert pio.file_stats(root) == pio.FileStats(3, 66)
+
+    # Deleting partitions: a directory with everything in it, a missing one is reported as such.
+    gone = pio.delete_partitions([f"{root}/event_date=2026-03-01", f"{root}/event_date=2026-04-01"])
+    assert gone == [f"{root}/event_date=2026-03-01"]
+    assert pio.data_files(root) == [(f"{spelled}/{DATA[2][0]}", 33)]
+    assert pio.delete(state) and not pio.delete(state)
+
+
+def test_local_lake(tmp_path: Path) -> None:
+    def put(rel: str, size: int) -> None:
         path = tmp_path / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"x" * size)
 
-    local = sorted(pio.data_files(spark, str(tmp_path)))
-    hadoop = sorted(pio._hadoop_data_files(spark, str(tmp_path)))
+    _exercise(str(tmp_path), f"file:{tmp_path}", put)
+    # A file: URI lists the same files, spelled the same way.
+    assert pio.data_files(f"file://{tmp_path}") == pio.data_files(str(tmp_path))
 
-    assert local == hadoop
-    assert local == sorted(
-        (f"file:{tmp_path / rel}", size)
-        for rel, size in TREE.items()
-        if rel.split("/")[0][0] not in "_." and not Path(rel).name.startswith((".", "_"))
-    )
-    assert [size for _, size in local] == [11, 22, 33]
-    assert pio.data_files(spark, f"file://{tmp_path}") == pio.data_files(spark, str(tmp_path))
-    assert pio.data_files(spark, str(tmp_path / "missing")) == []
+
+@pytest.mark.s3
+def test_s3_lake(s3_env: MinioEndpoint, s3_bucket: str) -> None:
+    client = s3_env.client()
+
+    def put(rel: str, size: int) -> None:
+        client.put_object(Bucket=s3_bucket, Key=f"lake/{rel}", Body=b"x" * size)
+
+    _exercise(f"s3a://{s3_bucket}/lake", f"s3a://{s3_bucket}/lake", put)

@@ -94,9 +94,9 @@ def test_future_stamped_events_from_kcat_are_quarantined_and_the_sensor_keeps_wo
 @pytest.mark.spark
 def test_a_persisted_future_watermark_is_ignored_with_a_warning(spark: SparkSession, tmp_path: Path) -> None:
     layout = LakeLayout(str(tmp_path / "lake"))
-    write_watermark(spark, layout, datetime(9999, 12, 31, 23, 20, tzinfo=timezone.utc))
+    write_watermark(layout, datetime(9999, 12, 31, 23, 20, tzinfo=timezone.utc))
     warnings: list[str] = []
-    publisher = WatermarkPublisher(spark, layout, timedelta(minutes=10), warn=warnings.append)
+    publisher = WatermarkPublisher(layout, timedelta(minutes=10), warn=warnings.append)
     assert publisher.current is None
     assert len(warnings) == 1 and "9999-12-31" in warnings[0]
 
@@ -108,7 +108,5 @@ def test_a_persisted_future_watermark_is_ignored_with_a_warning(spark: SparkSess
     assert parse_watermark(json.loads(Path(layout.stream_watermark).read_text())) == publisher.current
 
     # A restart keeps a plausible value.
-    restarted = WatermarkPublisher(
-        spark, layout, timedelta(minutes=10), warn=warnings.append, clock=lambda: clock
-    )
+    restarted = WatermarkPublisher(layout, timedelta(minutes=10), warn=warnings.append, clock=lambda: clock)
     assert restarted.current == publisher.current and len(warnings) == 1
