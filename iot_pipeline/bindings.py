@@ -14,7 +14,7 @@ from iot_pipeline.resources.defaults import env_float_or, env_int_or, env_or, s3
 from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.resources.kafka_settings import KafkaSettings
 from iot_pipeline.resources.lake import LakeResource
-from iot_pipeline.resources.spark import SparkResource
+from iot_pipeline.resources.spark import REMOTE_ENV, SparkResource
 from iot_pipeline.streaming.resource import SparkStreamingResource
 
 
@@ -37,6 +37,7 @@ def default_resources() -> dict[str, Any]:
         s3_region=env_or("AWS_REGION", "us-east-1"),
         # A custom endpoint (MinIO and most S3-compatible stores) wants path-style addressing.
         s3_path_style=bool(os.environ.get("IOT_S3_ENDPOINT")),
+        remote=env_or(REMOTE_ENV, ""),
     )
     streaming = SparkStreamingResource(
         spark=spark,

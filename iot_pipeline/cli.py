@@ -7,7 +7,14 @@ import sys
 from collections.abc import Sequence
 
 from iot_pipeline.ingestion import cli as simulate_cli
-from iot_pipeline.services import freshness_metrics, kafka_cli, local_cli, minio_cli, spark_cluster
+from iot_pipeline.services import (
+    freshness_metrics,
+    kafka_cli,
+    local_cli,
+    minio_cli,
+    spark_cluster,
+    spark_connect,
+)
 from iot_pipeline.streaming import checkpoint_cli
 from iot_pipeline.streaming import cli as stream_cli
 
@@ -23,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         kafka_cli,
         minio_cli,
         spark_cluster,
+        spark_connect,
         simulate_cli,
         stream_cli,
         checkpoint_cli,

@@ -4,12 +4,22 @@ It adds what every job of this project needs on top of the plain resource: the K
 the version that matches the installed PySpark, UTC as the session time zone (partitions are UTC
 hours), small shuffles for a laptop, and an explicit stop on teardown (the upstream resource never
 stops its session). ``spark_config`` still passes any Spark setting through unchanged.
+
+With ``remote`` set (``IOT_SPARK_REMOTE=sc://host:port``) the batch assets and checks run on a
+session of a long-lived Spark Connect server instead of starting a driver JVM in every run: the run
+pays a connection (well under a second) instead of a JVM start, and finds the server's code already
+compiled. The server is started with this resource's own settings (``iot-pipeline spark-connect``,
+and ``make run`` starts one); the run only sets the settings a session may change. The stream keeps
+its own driver whatever ``remote`` says (``build_session``): it owns a long-running query.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import time
 from typing import Any
+from urllib.parse import urlparse
 
 import dagster as dg
 import pyspark
@@ -30,6 +40,16 @@ SPARK_RUN_TAG = "iot-pipeline/spark"
 # Concurrency pool of the Spark assets: the instance lets this many runs holding them start at once
 # (granularity "run", the same in the local instance and in deploy/dagster.yaml). The stream is not in it.
 SPARK_POOL = "spark"
+# Start of the log line a run writes when its session is ready (benchmarks/small_runs.py reads it).
+SESSION_READY = "Spark session ready"
+# Where a Spark Connect server for the batch runs is (sc://host:port); unset: a driver in each run.
+REMOTE_ENV = "IOT_SPARK_REMOTE"
+# The port an sc:// URL without one means (Spark Connect's own default).
+CONNECT_DEFAULT_PORT = 15002
+
+
+class SparkConnectError(RuntimeError):
+    """The Spark Connect server named by ``IOT_SPARK_REMOTE`` cannot be used."""
 
 
 class SparkResource(PySparkResource):
@@ -50,6 +70,8 @@ class SparkResource(PySparkResource):
     s3_endpoint: str = ""
     s3_region: str = "us-east-1"
     s3_path_style: bool = False
+    # sc://host:port of a Spark Connect server for the batch runs; empty: a driver in the run's process.
+    remote: str = ""
 
     @classmethod
     def _is_dagster_maintained(cls) -> bool:
@@ -83,6 +105,7 @@ class SparkResource(PySparkResource):
         return conf
 
     def build_session(self) -> SparkSession:
+        """A driver in this process (classic Spark), whatever ``remote`` says."""
         builder = SparkSession.builder
         for key, value in self.session_config().items():
             builder = builder.config(key, str(value))
@@ -90,8 +113,41 @@ class SparkResource(PySparkResource):
         session.sparkContext.setLogLevel("WARN")
         return session
 
+    def connect_session(self) -> SparkSession:
+        """A new session on the Spark Connect server at ``remote``, with the settings a session may change.
+
+        Settings fixed at server start (memory, packages, S3A) were given to the server from the same
+        resource; trying to change them per session would fail, so they are skipped here.
+        """
+        try:
+            # The client retries an unreachable server for minutes; a run should fail at once instead.
+            address = urlparse(self.remote)
+            socket.create_connection(
+                (address.hostname, address.port or CONNECT_DEFAULT_PORT), timeout=10
+            ).close()
+            session = SparkSession.builder.remote(self.remote).create()
+            for key, value in self.session_config().items():
+                if session.conf.isModifiable(key):
+                    session.conf.set(key, str(value))
+        except Exception as exc:
+            raise SparkConnectError(
+                f"Cannot use the Spark Connect server at {REMOTE_ENV}={self.remote!r}: {exc}. Start one "
+                f"(`iot-pipeline spark-connect start`) or unset {REMOTE_ENV} to run Spark in the run."
+            ) from exc
+        return session
+
+    @property
+    def spark_session(self) -> SparkSession:
+        """The run's session, built on first use: resources that only pass it on (the stream's) never start one."""
+        if self._spark_session is None:
+            started = time.monotonic()
+            self._spark_session = self.connect_session() if self.remote else self.build_session()
+            where = f"on the Spark Connect server {self.remote}" if self.remote else f"driver {self.master}"
+            dg.get_dagster_logger().info(f"{SESSION_READY} in {time.monotonic() - started:.2f}s ({where})")
+        return self._spark_session
+
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._spark_session = self.build_session()
+        self._spark_session = None
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self.stop_on_teardown and self._spark_session is not None:

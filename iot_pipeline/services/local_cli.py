@@ -1,8 +1,9 @@
 """``iot-pipeline local up|down|status``: the whole pipeline on one machine, no Docker.
 
-``up`` starts, in order: the Kafka broker (and its topics), the Dagster UI and daemon (``dagster
-dev`` on ``workspace.yaml``), the streaming job as a Dagster run (so it shows in the UI and can be
-terminated there), and the device simulator. It prints the URLs and stays in the foreground; Ctrl-C
+``up`` starts, in order: the Kafka broker (and its topics), a Spark Connect server that the asset
+runs share (``IOT_SPARK_REMOTE``; ``--no-spark-connect`` gives every run a driver of its own), the
+Dagster UI and daemon (``dagster dev`` on ``workspace.yaml``), the streaming job as a Dagster run (so
+it shows in the UI and can be terminated there), and the device simulator. It prints the URLs and stays in the foreground; Ctrl-C
 (or ``iot-pipeline local down`` from another shell) stops everything in reverse order. State, data
 and logs live under ``.local/`` (``IOT_PIPELINE_STATE``).
 """
@@ -25,11 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from iot_pipeline.resources.kafka import KafkaResource
-from iot_pipeline.resources.spark import kafka_connector_package
+from iot_pipeline.resources.spark import CONNECT_DEFAULT_PORT, kafka_connector_package
 from iot_pipeline.services.kafka_broker import KafkaBroker
 from iot_pipeline.services.maven import prefetch
 from iot_pipeline.services.minio import MinioServer, ensure_binary
 from iot_pipeline.services.paths import state_dir
+from iot_pipeline.services.spark_connect import REMOTE_ENV, remote_url, wait_listening
 from iot_pipeline.storage.s3 import hadoop_aws_packages, s3_resource_from_env, split_s3_uri
 from iot_pipeline.streaming.job import STREAM_JOB
 
@@ -75,6 +77,18 @@ def _reap(pid: int) -> None:
     """Collect our own exited child, or its zombie keeps the process group alive."""
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
+
+
+def _start_spark_connect(env: dict[str, str], port: int) -> None:
+    """The shared Spark Connect server, configured from ``env`` like the runs; the runs get its URL."""
+    print(f"starting the Spark Connect server on 127.0.0.1:{port} ...", flush=True)
+    proc = _start_process(
+        "spark-connect",
+        [sys.executable, "-m", "iot_pipeline.services.spark_connect", "serve", "--port", str(port)],
+        env,
+    )
+    wait_listening(port, lambda: proc.poll() is None, state_dir() / "logs" / "spark-connect.log")
+    env[REMOTE_ENV] = remote_url(port)
 
 
 def _wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes], name: str) -> None:
@@ -251,6 +265,8 @@ def up(args: argparse.Namespace) -> int:
         print(f"starting Kafka on 127.0.0.1:{args.kafka_port} ...", flush=True)
         broker.start()
         KafkaResource(bootstrap_servers=env["IOT_KAFKA_BOOTSTRAP_SERVERS"]).ensure_topics()
+        if not args.no_spark_connect:
+            _start_spark_connect(env, args.spark_connect_port)
         print(f"starting Dagster (dagster dev) on http://127.0.0.1:{args.dagster_port} ...", flush=True)
         dagster = _start_process(
             "dagster",
@@ -273,6 +289,7 @@ def up(args: argparse.Namespace) -> int:
             f"  Kafka             127.0.0.1:{args.kafka_port} (topic iot-events)\n"
             f"  simulator metrics http://127.0.0.1:{args.sim_metrics_port}/metrics\n"
             f"  stream metrics    http://127.0.0.1:9109/metrics (while the {STREAM_JOB} run is up)\n"
+            f"  Spark for assets  {env.get(REMOTE_ENV) or 'a driver in each run'}\n"
             f"  lake              {env['IOT_LAKE_ROOT']}\n"
             f"  logs              {state_dir() / 'logs'}\n"
             "Ctrl-C stops everything.",
@@ -292,6 +309,7 @@ def _down(env: dict[str, str], broker: KafkaBroker, minio_port: int) -> None:
         _terminate_stream_runs(env)
         time.sleep(5)
     _stop_pid("dagster", 90)
+    _stop_pid("spark-connect", 60)
     broker.stop()
     MinioServer.default(port=minio_port, console_port=None).stop()
     print("stopped.", flush=True)
@@ -305,7 +323,7 @@ def down(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
-    for name in ("dagster", "simulator"):
+    for name in ("dagster", "spark-connect", "simulator"):
         pidfile = _pidfile(name)
         alive = False
         if pidfile.exists():
@@ -336,6 +354,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--rate", type=float, default=200, help="simulator events/s (default %(default)s)")
     parser.add_argument("--sim-metrics-port", type=int, default=9108, help="simulator metrics port")
+    parser.add_argument(
+        "--spark-connect-port", type=int, default=CONNECT_DEFAULT_PORT,
+        help="port of the Spark Connect server the asset runs share (default %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-spark-connect", action="store_true",
+        help="no shared Spark Connect server: every asset run starts its own Spark driver",
+    )  # fmt: skip
     parser.add_argument("--no-stream", action="store_true", help="do not launch the streaming job")
     parser.add_argument("--no-simulator", action="store_true", help="do not start the simulator")
     parser.add_argument(

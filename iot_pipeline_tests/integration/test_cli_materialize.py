@@ -1,7 +1,9 @@
 """CI drives Dagster through its CLI: validate the code location, backfill two hours and their day.
 
-Each ``dagster asset materialize`` is a fresh process with its own Spark driver (tens of seconds),
-pointed by ``IOT_LAKE_ROOT`` at a lake whose bronze hour this test wrote.
+Each ``dagster asset materialize`` is a fresh process pointed by ``IOT_LAKE_ROOT`` at a lake whose
+bronze hours this test wrote. The module runs twice: with a Spark driver inside each run (what CI and
+a deployment without a server do) and on a real Spark Connect server started here, as ``make run``
+starts one (``IOT_SPARK_REMOTE``); the same assertions hold for both.
 """
 
 from __future__ import annotations
@@ -10,12 +12,16 @@ import csv
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
+from iot_pipeline.resources.spark import REMOTE_ENV, SESSION_READY
+from iot_pipeline.services.processes import free_port
+from iot_pipeline.services.spark_connect import SparkConnectServer
 from iot_pipeline.testing.bronze import generate_bronze, reference_p95, write_bronze
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -25,13 +31,11 @@ DAGSTER = str(Path(sys.executable).parent / "dagster")
 HOUR_KEY, LAST_HOUR_KEY, DAY = "2026-01-05-10:00", "2026-01-05-11:00", "2026-01-05"
 
 
-@pytest.fixture(scope="module")
-def cli_env(tmp_path_factory) -> dict:
-    tmp = tmp_path_factory.mktemp("cli")
+def base_env(tmp: Path) -> dict[str, str]:
     home = tmp / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {
+    return {
         **os.environ,
         "DAGSTER_HOME": str(home),
         "IOT_LAKE_ROOT": str(tmp / "lake"),
@@ -41,7 +45,24 @@ def cli_env(tmp_path_factory) -> dict:
         "SPARK_LOCAL_IP": "127.0.0.1",
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
     }
-    return {"env": env, "lake": tmp / "lake"}
+
+
+@pytest.fixture(scope="module", params=["driver-in-run", "spark-connect"])
+def cli_env(request, tmp_path_factory) -> Iterator[dict]:
+    tmp = tmp_path_factory.mktemp("cli")
+    env = base_env(tmp)
+    if request.param == "driver-in-run":
+        yield {"env": env, "lake": tmp / "lake"}
+        return
+    server = SparkConnectServer(tmp / "spark-connect", free_port())
+    with pytest.MonkeyPatch.context() as mp:
+        for key in ("DAGSTER_HOME", "IOT_LAKE_ROOT", "IOT_SPARK_MASTER"):
+            mp.setenv(key, env[key])  # the server takes the runs' Spark settings from the environment
+        server.start()
+    try:
+        yield {"env": {**env, REMOTE_ENV: server.remote}, "lake": tmp / "lake", "server": server}
+    finally:
+        server.stop()
 
 
 def run(args: list[str], env: dict, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -52,6 +73,12 @@ def run(args: list[str], env: dict, timeout: int = 300) -> subprocess.CompletedP
         f"dagster {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     )
     return proc
+
+
+def assert_ran_on_its_spark(proc: subprocess.CompletedProcess, cli_env: dict) -> None:
+    """The run's log names where its session came from: the server, or a driver of its own."""
+    where = "on the Spark Connect server" if "server" in cli_env else "(driver local[2])"
+    assert any(SESSION_READY in line and where in line for line in (proc.stdout + proc.stderr).splitlines())
 
 
 def test_definitions_validate(cli_env) -> None:
@@ -67,12 +94,13 @@ def test_backfill_hours_then_their_day_as_the_runbook_does(cli_env) -> None:
     )
     write_bronze(batch.rows, lake / "bronze" / "events")
 
-    run(
+    silver = run(
         ["asset", "materialize", "-m", "iot_pipeline.definitions",
          "--select", "silver/events,silver/device_minute_stats",
          "--partition-range", f"{HOUR_KEY}...{LAST_HOUR_KEY}"],
         cli_env["env"],
     )  # fmt: skip
+    assert_ran_on_its_spark(silver, cli_env)
     ids: list[str] = []
     for hour in (10, 11):
         files = list(
@@ -87,12 +115,13 @@ def test_backfill_hours_then_their_day_as_the_runbook_does(cli_env) -> None:
         )
     assert len(ids) == len(set(ids)) == batch.unique.num_rows == 820
 
-    run(
+    gold = run(
         ["asset", "materialize", "-m", "iot_pipeline.definitions",
          "--select", "gold/daily_event_duration_p95,gold/daily_device_type_summary",
          "--partition", DAY],
         cli_env["env"],
     )  # fmt: skip
+    assert_ran_on_its_spark(gold, cli_env)
     assert list((lake / "gold" / "daily_event_duration_p95" / f"event_date={DAY}").glob("*.parquet"))
     assert list((lake / "gold" / "daily_device_type_summary").rglob("*.parquet"))
     with open(lake / "exports" / "daily_event_duration_p95" / f"event_date={DAY}.csv") as f:
@@ -101,3 +130,22 @@ def test_backfill_hours_then_their_day_as_the_runbook_does(cli_env) -> None:
     assert [r["device_type"] for r in rows] == ["temperature"]  # door: 120 events, excluded
     assert int(rows[0]["events_total"]) == 700
     assert float(rows[0]["p95_event_duration"]) == pytest.approx(expected["p95_event_duration"], rel=1e-9)
+
+
+def test_a_run_whose_spark_connect_server_is_down_fails_naming_the_setting(tmp_path: Path) -> None:
+    env = {**base_env(tmp_path), REMOTE_ENV: f"sc://127.0.0.1:{free_port()}"}
+    write_bronze(
+        generate_bronze(datetime(2026, 1, 5, 10, tzinfo=timezone.utc), 1, {"door": 10}, seed=1).rows,
+        tmp_path / "lake" / "bronze" / "events",
+    )
+    proc = subprocess.run(
+        [DAGSTER, "asset", "materialize", "-m", "iot_pipeline.definitions", "--select", "silver/events",
+         "--partition", HOUR_KEY],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert (
+        f"Cannot use the Spark Connect server at {REMOTE_ENV}='{env[REMOTE_ENV]}'"
+        in proc.stdout + proc.stderr
+    )
+    assert not (tmp_path / "lake" / "silver").exists()
