@@ -10,10 +10,10 @@ from iot_pipeline.assets.keys import GOLD_DAILY_DEVICE_TYPE_SUMMARY, GROUP_GOLD,
 from iot_pipeline.assets.partitions import DAILY
 from iot_pipeline.assets.report import md_table
 from iot_pipeline.assets.silver_reader import read_silver_days
-from iot_pipeline.assets.windows import day_dirs, days_in
+from iot_pipeline.assets.windows import days_in
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import SPARK_POOL, SparkResource
-from iot_pipeline.storage import parquet_io as pio
+from iot_pipeline.storage.datasets import DailyDataset
 
 _SOURCE_COLUMNS = [
     "event_date",
@@ -53,16 +53,15 @@ def daily_device_type_summary(
     layout = lake.layout
     days = days_in(context.partition_time_window)
     silver = read_silver_days(session, layout.silver_events, days, _SOURCE_COLUMNS)
-    dataset = layout.gold_daily_device_type_summary
+    dataset = DailyDataset(layout.gold_daily_device_type_summary)
     rows = []
     if silver.df is not None:
         result = summarize(silver.df)
         rows = sorted(result.collect(), key=lambda r: (r["event_date"], r["device_type"]))
         if rows:  # a few rows per day: written from the driver in one small file per day
             df = session.createDataFrame(rows, result.schema)
-            pio.overwrite_partitions(df.repartition(1), dataset, ["event_date"])
-    with_rows = {r["event_date"] for r in rows}
-    pio.delete_partitions([d for day, d in day_dirs(dataset, days).items() if day not in with_rows])
+            dataset.write(df.repartition(1))
+    dataset.delete_emptied(days, {r["event_date"] for r in rows})
     header = ["event_date", "device_type", "events", "devices", "normal", "warning", "critical"]
     table = md_table(
         header,
@@ -88,6 +87,6 @@ def daily_device_type_summary(
             "silver_hours_found": sum(silver.hours_found.values()),
             "summary": dg.MetadataValue.md(table),
             "seconds": round(time.monotonic() - t0, 3),
-            "path": dataset,
+            "path": dataset.root,
         }
     )

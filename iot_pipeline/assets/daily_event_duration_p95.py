@@ -23,10 +23,10 @@ from iot_pipeline.assets.gold_logic import (
 from iot_pipeline.assets.keys import GOLD_DAILY_EVENT_DURATION_P95, GROUP_GOLD, OWNERS, SILVER_EVENTS
 from iot_pipeline.assets.partitions import DAILY
 from iot_pipeline.assets.silver_reader import read_silver_days
-from iot_pipeline.assets.windows import day_dirs, days_in
+from iot_pipeline.assets.windows import days_in
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import SPARK_POOL, SparkResource
-from iot_pipeline.storage import parquet_io as pio
+from iot_pipeline.storage.datasets import DailyDataset
 from iot_pipeline.storage.layout import LakeLayout, is_local, local_path
 from iot_pipeline.storage.s3 import put_text
 
@@ -55,12 +55,11 @@ def write_outputs(
     spark: SparkSession, layout: LakeLayout, days: list[str], rows: list[dict], s3: S3Resource | None = None
 ) -> list[str]:
     """Parquet (replacing exactly the run's days) and one CSV per day; returns the CSV paths."""
-    dataset = layout.gold_daily_event_duration_p95
+    dataset = DailyDataset(layout.gold_daily_event_duration_p95)
     if rows:
         df = spark.createDataFrame([tuple(r[c] for c in P95_COLUMNS) for r in rows], P95_SCHEMA)
-        pio.overwrite_partitions(df.repartition(1), dataset, ["event_date"])
-    with_rows = {r["event_date"] for r in rows}
-    pio.delete_partitions([d for day, d in day_dirs(dataset, days).items() if day not in with_rows])
+        dataset.write(df.repartition(1))
+    dataset.delete_emptied(days, {r["event_date"] for r in rows})
     paths = []
     for day in days:
         path = layout.daily_p95_csv(day)

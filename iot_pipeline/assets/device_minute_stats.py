@@ -10,11 +10,12 @@ from iot_pipeline.assets import schemas
 from iot_pipeline.assets.keys import GROUP_SILVER, OWNERS, SILVER_DEVICE_MINUTE_STATS, SILVER_EVENTS
 from iot_pipeline.assets.partitions import HOURLY
 from iot_pipeline.assets.silver_logic import device_minute_stats as minute_stats
-from iot_pipeline.assets.windows import hour_dirs, hours_in
+from iot_pipeline.assets.windows import hours_in
 from iot_pipeline.contract.spark_schema import PARTITION_COLUMNS, bronze_schema
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import SPARK_POOL, SparkResource
 from iot_pipeline.storage import parquet_io as pio
+from iot_pipeline.storage.datasets import HourlyDataset
 
 
 @dg.asset(
@@ -48,16 +49,16 @@ def device_minute_stats(
     session = spark.spark_session
     layout = lake.layout
     hours = hours_in(context.partition_time_window)
-    source_dirs = hour_dirs(layout.silver_events, hours)
-    present = [h for h, d in source_dirs.items() if pio.file_stats(d).files > 0]
-    out_dirs = hour_dirs(layout.silver_device_minute_stats, hours)
+    source = HourlyDataset(layout.silver_events)
+    present = [h for h in hours if source.stats(h).files > 0]
+    target = HourlyDataset(layout.silver_device_minute_stats)
     rows = events = 0
-    written: set[str] = set()
+    written: set[tuple[str, int]] = set()
     if present:
         silver = (
             session.read.schema(bronze_schema())
-            .option("basePath", layout.silver_events)
-            .parquet(*[source_dirs[h] for h in present])
+            .option("basePath", source.root)
+            .parquet(*source.dirs(present).values())
         )
         obs = Observation("device_minute_stats")
         stats = minute_stats(silver).observe(
@@ -69,18 +70,19 @@ def device_minute_stats(
         out = stats.repartition(len(present), *PARTITION_COLUMNS).sortWithinPartitions(
             *PARTITION_COLUMNS, "device_type", "device_id", "window_start"
         )
-        pio.overwrite_partitions(out, layout.silver_device_minute_stats, list(PARTITION_COLUMNS))
+        target.write(out)
         m = obs.get
-        rows, events, written = m["rows"], m["events"], set(m["hours"])
+        written = {(day, int(hour)) for day, hour in (key.split("/") for key in m["hours"])}
+        rows, events = m["rows"], m["events"]
     missing = [h for h in hours if h not in present]
     if missing:
         context.log.warning(
             f"{len(missing)} hour(s) have no silver/events files: their minute stats are empty"
         )
-    pio.delete_partitions([d for h, d in out_dirs.items() if f"{h:%Y-%m-%d}/{h.hour}" not in written])
-    files = pio.FileStats(0, 0)
-    for d in out_dirs.values():
-        files = files + pio.file_stats(d)
+    target.delete_emptied(hours, written)
+    files = pio.EMPTY
+    for h in hours:
+        files = files + target.stats(h)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,

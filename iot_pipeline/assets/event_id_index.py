@@ -32,9 +32,9 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from iot_pipeline.assets.windows import day_dirs, hour_dirs, partition_values
 from iot_pipeline.contract.spark_schema import PARTITION_COLUMNS, PARTITION_FIELDS
 from iot_pipeline.storage import parquet_io as pio
+from iot_pipeline.storage.datasets import DailyDataset, HourlyDataset
 
 FILE = "file"
 ROWS = "rows"
@@ -73,9 +73,10 @@ def replace_hours(spark: SparkSession, index: str, fresh: DataFrame | None, hour
     """Make the index partitions of ``hours`` exactly ``fresh`` (``per_file`` of what the run wrote;
     None: nothing). Other hours are never read nor touched, so concurrent runs of other hours are safe."""
     days = sorted({f"{h:%Y-%m-%d}" for h in hours})
-    for day_dir in day_dirs(index, days).values():  # the earlier one-file-per-day layout, if any
+    for day_dir in DailyDataset(index).dirs(days).values():  # the earlier one-file-per-day layout, if any
         for path in _day_level_files(day_dir):
             pio.delete(path)
+    dataset = HourlyDataset(index)
     written: set[tuple[str, int]] = set()
     if fresh is not None:
         rows = fresh.select(*COLUMNS)  # the caller persists it (silver reads the fresh files once)
@@ -83,9 +84,8 @@ def replace_hours(spark: SparkSession, index: str, fresh: DataFrame | None, hour
             (r["event_date"], r["event_hour"]) for r in rows.select(*PARTITION_COLUMNS).distinct().collect()
         }
         if written:
-            pio.overwrite_partitions(rows, index, list(PARTITION_COLUMNS))
-    emptied = [d for h, d in hour_dirs(index, hours).items() if partition_values(h) not in written]
-    pio.delete_partitions(emptied)
+            dataset.write(rows)
+    dataset.delete_emptied(hours, written)
 
 
 def distinct_ids_by_day(spark: SparkSession, index: str, silver_files: HourFiles) -> dict[str, bool]:
@@ -97,7 +97,7 @@ def distinct_ids_by_day(spark: SparkSession, index: str, silver_files: HourFiles
     present = sorted(
         {
             path.rsplit("/", 1)[0]
-            for day_dir in day_dirs(index, days).values()
+            for day_dir in DailyDataset(index).dirs(days).values()
             for path, _ in pio.data_files(day_dir)
             if path.rsplit("/", 2)[-2].startswith("event_hour=")
         }

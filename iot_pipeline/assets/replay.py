@@ -22,9 +22,10 @@ from confluent_kafka import TopicPartition
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from iot_pipeline.assets.windows import HOUR, partition_filter_sql
+from iot_pipeline.assets.windows import HOUR
 from iot_pipeline.contract.event import MAX_RECORD_BYTES_DEFAULT
 from iot_pipeline.resources.kafka import KafkaConfigError, KafkaResource
+from iot_pipeline.storage.datasets import hours_where_sql
 
 
 @dataclass(frozen=True)
@@ -136,9 +137,7 @@ def replay_hours(
         if offsets.records == 0:
             continue
         valid, _quarantine = parse_and_validate(read_kafka_range(spark, kafka, offsets), max_record_bytes)
-        frames.append(
-            with_partition_columns(valid).filter(F.expr(partition_filter_sql(hours))).select(*columns)
-        )
+        frames.append(with_partition_columns(valid).filter(F.expr(hours_where_sql(hours))).select(*columns))
     if not frames:
         return None, scanned
     out = frames[0]

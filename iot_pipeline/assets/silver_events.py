@@ -18,13 +18,14 @@ from iot_pipeline.assets.partitions import HOURLY
 from iot_pipeline.assets.replay import replay_hours
 from iot_pipeline.assets.report import hour_table, md_table, ts_meta
 from iot_pipeline.assets.silver_logic import bronze_columns, compact_unique, deduplicate, is_late, valid_event
-from iot_pipeline.assets.windows import hour_dirs, hour_label, hours_in, partition_values
+from iot_pipeline.assets.windows import hour_label, hours_in
 from iot_pipeline.contract.spark_schema import PARTITION_COLUMNS, bronze_schema
 from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import SPARK_POOL, SparkResource
 from iot_pipeline.storage import parquet_io as pio
 from iot_pipeline.storage.commits import BATCH_COLUMN, REPLAY_BATCH, is_visible, parse_commit
+from iot_pipeline.storage.datasets import HourlyDataset, partition_values
 from iot_pipeline.storage.layout import LakeLayout
 
 LATE_MARGIN_MINUTES = 15  # also the hourly sensor's default grace period (sensors/settings.py)
@@ -72,8 +73,9 @@ class BronzeHour:
 def bronze_inputs(dataset: str, hours: list[datetime], committed: int | None) -> dict[datetime, BronzeHour]:
     """Each hour's bronze files that belong to committed batches (see ``storage.commits``)."""
     out = {}
-    for h, d in hour_dirs(dataset, hours).items():
-        listed = pio.data_files(d)
+    bronze = HourlyDataset(dataset)
+    for h in hours:
+        listed = bronze.files(h)
         visible = [f for f in listed if is_visible(f[0], committed)]
         out[h] = BronzeHour(visible, len(visible) == len(listed))
     return out
@@ -84,7 +86,7 @@ def read_bronze(spark: SparkSession, dataset: str, inputs: dict[datetime, Bronze
     usual case, one listing per hour for Spark), the listed files themselves where a batch is still
     being committed, so a run never reads part of a batch."""
     paths: list[str] = []
-    for h, d in hour_dirs(dataset, sorted(inputs)).items():
+    for h, d in HourlyDataset(dataset).dirs(sorted(inputs)).items():
         paths += [d] if inputs[h].complete else [f for f, _ in inputs[h].files]
     return spark.read.schema(bronze_schema()).option("basePath", dataset).parquet(*paths)
 
@@ -152,17 +154,15 @@ def events(
         if df is not None:
             # Into bronze, so bronze stays the one source: a later run that finds stream files for
             # the hour as well reads both, and deduplication keeps each event once.
-            pio.overwrite_partitions(
-                df.withColumn(BATCH_COLUMN, F.lit(REPLAY_BATCH)),
-                layout.bronze_events,
-                [*PARTITION_COLUMNS, BATCH_COLUMN],
+            HourlyDataset(layout.bronze_events).write(
+                df.withColumn(BATCH_COLUMN, F.lit(REPLAY_BATCH)), BATCH_COLUMN
             )
             inputs.update(bronze_inputs(layout.bronze_events, missing, committed))
             replayed = [h for h in missing if inputs[h].files]
 
-    silver_dirs = hour_dirs(layout.silver_events, hours)
+    silver = HourlyDataset(layout.silver_events)
     no_input = [h for h in hours if not inputs[h].files]
-    vanished = [h for h in no_input if pio.file_stats(silver_dirs[h]).files > 0]
+    vanished = [h for h in no_input if silver.stats(h).files > 0]
     if vanished and not config.allow_emptying_hours:
         labels = [hour_label(h) for h in vanished]
         raise dg.Failure(
@@ -186,7 +186,7 @@ def events(
         rows_read, invalid_rows, written = _write_hours(
             session, layout, {h: inputs[h] for h in present}, files_per_hour, exact=False
         )
-    emptied = pio.delete_partitions([d for h, d in silver_dirs.items() if partition_values(h) not in written])
+    emptied = silver.delete_emptied(hours, written)
 
     written_hours = [h for h in hours if partition_values(h) in written]
     per_hour = _index_and_stats(session, layout, hours, written_hours, config.late_margin_minutes)
@@ -208,7 +208,7 @@ def events(
         )
         per_hour.update(_index_and_stats(session, layout, repeated, repeated, config.late_margin_minutes))
     rows_written = sum(s["rows"] for s in per_hour.values())
-    out_stats = {h: pio.file_stats(d) for h, d in silver_dirs.items()}
+    out_stats = {h: silver.stats(h) for h in hours}
     late_rows = sum(r["late"] for r in per_hour.values())
     rows = []
     for h in hours:
@@ -294,7 +294,7 @@ def _write_hours(
         obs_out,
         F.collect_set(F.concat_ws("/", "event_date", F.col("event_hour").cast("string"))).alias("hours"),
     )
-    pio.overwrite_partitions(out, layout.silver_events, list(PARTITION_COLUMNS))
+    HourlyDataset(layout.silver_events).write(out)
     m_in = obs_in.get
     written = (key.split("/") for key in obs_out.get["hours"])  # Observation returns plain values only
     return m_in["rows"], m_in["invalid"], {(day, int(hour)) for day, hour in written}
@@ -316,7 +316,7 @@ def _index_and_stats(
     df = (
         spark.read.schema(bronze_schema())
         .option("basePath", layout.silver_events)
-        .parquet(*hour_dirs(layout.silver_events, written_hours).values())
+        .parquet(*HourlyDataset(layout.silver_events).dirs(written_hours).values())
     )
     files = event_id_index.per_file(
         df,

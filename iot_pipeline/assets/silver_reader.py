@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
 
-from iot_pipeline.assets.windows import day_dirs
 from iot_pipeline.contract.spark_schema import bronze_schema
 from iot_pipeline.storage import parquet_io as pio
+from iot_pipeline.storage.datasets import DailyDataset
 
 _HOUR_DIR = re.compile(r"/event_hour=(\d+)/")
 
@@ -27,7 +27,7 @@ def read_silver_days(spark: SparkSession, dataset: str, days: list[str], columns
     files_by_hour: dict[tuple[str, int], set[str]] = {}
     day_bytes: dict[str, int] = {}
     present = []
-    for day, d in day_dirs(dataset, days).items():
+    for day, d in DailyDataset(dataset).dirs(days).items():
         files = pio.data_files(d)
         for path, _ in files:
             if m := _HOUR_DIR.search(path):

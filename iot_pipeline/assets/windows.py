@@ -10,8 +10,6 @@ from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
-from iot_pipeline.storage.layout import day_partition_dir, hour_partition_dir
-
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 
@@ -43,34 +41,3 @@ def days_in(window: dg.TimeWindow) -> list[str]:
 def hour_label(hour: datetime) -> str:
     """The hourly partition key of an hour start (``YYYY-MM-DD-HH:00``)."""
     return f"{_utc(hour):%Y-%m-%d-%H:00}"
-
-
-def partition_values(hour: datetime) -> tuple[str, int]:
-    """An hour start as its Hive partition values ``(event_date, event_hour)``."""
-    hour = _utc(hour)
-    return f"{hour:%Y-%m-%d}", hour.hour
-
-
-def hour_dirs(dataset: str, hours: list[datetime]) -> dict[datetime, str]:
-    return {h: hour_partition_dir(dataset, h) for h in hours}
-
-
-def day_dirs(dataset: str, days: list[str]) -> dict[str, str]:
-    return {d: day_partition_dir(dataset, d) for d in days}
-
-
-def partition_filter_sql(hours: list[datetime]) -> str:
-    """SQL predicate on (event_date, event_hour) selecting exactly ``hours`` (prunes partitions)."""
-    by_day: dict[str, list[int]] = {}
-    for h in hours:
-        h = _utc(h)
-        by_day.setdefault(f"{h:%Y-%m-%d}", []).append(h.hour)
-    terms = []
-    for day, hs in sorted(by_day.items()):
-        if len(hs) == 24:
-            terms.append(f"(event_date = '{day}')")
-        else:
-            terms.append(
-                f"(event_date = '{day}' AND event_hour IN ({', '.join(str(x) for x in sorted(hs))}))"
-            )
-    return " OR ".join(terms) if terms else "false"

@@ -17,12 +17,12 @@ from pyspark.sql import functions as F
 
 from iot_pipeline.assets.keys import SILVER_EVENTS
 from iot_pipeline.assets.partitions import HOURLY
-from iot_pipeline.assets.windows import days_in, hour_dirs, hours_in
+from iot_pipeline.assets.windows import days_in, hours_in
 from iot_pipeline.checks.reading import read_dirs, read_hours, window_label
 from iot_pipeline.checks.specs import check_spec
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import SparkResource
-from iot_pipeline.storage import parquet_io as pio
+from iot_pipeline.storage.datasets import DailyDataset, HourlyDataset
 from iot_pipeline.storage.layout import LakeLayout
 
 WARN = dg.AssetCheckSeverity.WARN
@@ -35,12 +35,9 @@ class AdvisoryConfig(dg.Config):
 
 
 def quarantine_rows(spark, layout: LakeLayout, window: dg.TimeWindow) -> int:
-    root = layout.quarantine_events
-    dirs = [f"{root}/kafka_date={d}" for d in sorted(days_in(window))]
-    present = [d for d in dirs if pio.data_files(d)]
-    if not present:
+    df = DailyDataset(layout.quarantine_events, column="kafka_date").read(spark, sorted(days_in(window)))
+    if df is None:
         return 0
-    df = spark.read.option("basePath", root).parquet(*present)
     in_window = (F.col("kafka_timestamp") >= F.lit(window.start)) & (
         F.col("kafka_timestamp") < F.lit(window.end)
     )
@@ -51,7 +48,7 @@ def quarantine_share_result(
     spark, layout: LakeLayout, window: dg.TimeWindow, limit: float
 ) -> dg.AssetCheckResult:
     bronze = read_dirs(
-        spark, layout.bronze_events, list(hour_dirs(layout.bronze_events, hours_in(window)).values())
+        spark, layout.bronze_events, list(HourlyDataset(layout.bronze_events).dirs(hours_in(window)).values())
     )
     valid = bronze.count() if bronze is not None else 0
     quarantined = quarantine_rows(spark, layout, window)

@@ -14,8 +14,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from iot_pipeline.assets.windows import day_dirs, days_in, hour_dirs, hours_in
+from iot_pipeline.assets.windows import days_in, hours_in
 from iot_pipeline.storage import parquet_io as pio
+from iot_pipeline.storage.datasets import DailyDataset, HourlyDataset
 
 
 def _normalise_partition_columns(df: DataFrame) -> DataFrame:
@@ -36,11 +37,11 @@ def read_dirs(spark: SparkSession, dataset: str, dirs: list[str]) -> DataFrame |
 
 
 def read_hours(spark: SparkSession, dataset: str, window: dg.TimeWindow) -> DataFrame | None:
-    return read_dirs(spark, dataset, list(hour_dirs(dataset, hours_in(window)).values()))
+    return read_dirs(spark, dataset, list(HourlyDataset(dataset).dirs(hours_in(window)).values()))
 
 
 def read_days(spark: SparkSession, dataset: str, window: dg.TimeWindow) -> DataFrame | None:
-    return read_dirs(spark, dataset, list(day_dirs(dataset, days_in(window)).values()))
+    return read_dirs(spark, dataset, list(DailyDataset(dataset).dirs(days_in(window)).values()))
 
 
 def window_label(window: dg.TimeWindow) -> str:

@@ -128,5 +128,5 @@ def hour_partition_dir(dataset: str, hour_start: datetime) -> str:
     return f"{dataset.rstrip('/')}/event_date={hour_start:%Y-%m-%d}/event_hour={hour_start.hour}"
 
 
-def day_partition_dir(dataset: str, day: str) -> str:
-    return f"{dataset.rstrip('/')}/event_date={day}"
+def day_partition_dir(dataset: str, day: str, column: str = "event_date") -> str:
+    return f"{dataset.rstrip('/')}/{column}={day}"

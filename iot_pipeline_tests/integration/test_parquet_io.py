@@ -8,11 +8,13 @@ are never data.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from iot_pipeline.storage import parquet_io as pio
+from iot_pipeline.storage.datasets import DailyDataset, HourlyDataset
 from iot_pipeline_tests.fixtures.minio import MinioEndpoint
 
 TREE = {
@@ -74,3 +76,23 @@ def test_s3_lake(s3_env: MinioEndpoint, s3_bucket: str) -> None:
         client.put_object(Bucket=s3_bucket, Key=f"lake/{rel}", Body=b"x" * size)
 
     _exercise(f"s3a://{s3_bucket}/lake", f"s3a://{s3_bucket}/lake", put)
+
+
+def test_a_run_replaces_exactly_its_partitions(tmp_path: Path) -> None:
+    """What every writer does: rows for some of the run's hours, the others emptied, the rest untouched."""
+    hours = [datetime(2026, 3, 1, h, tzinfo=timezone.utc) for h in (22, 23)]
+    outside = datetime(2026, 3, 2, 0, tzinfo=timezone.utc)
+    dataset = HourlyDataset(str(tmp_path / "silver"))
+    for hour in [*hours, outside]:
+        path = Path(dataset.dir(hour)) / "part-0.parquet"
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"old")
+    assert dataset.dir(hours[0]) == f"{tmp_path}/silver/event_date=2026-03-01/event_hour=22"
+
+    emptied = dataset.delete_emptied(hours, produced={("2026-03-01", 23)})
+
+    assert emptied == [dataset.dir(hours[0])]
+    assert [dataset.stats(h).files for h in [*hours, outside]] == [0, 1, 1]
+    quarantine = DailyDataset(str(tmp_path / "quarantine"), column="kafka_date")
+    assert quarantine.dir("2026-03-01") == f"{tmp_path}/quarantine/kafka_date=2026-03-01"
+    assert quarantine.columns == ("kafka_date",) and dataset.columns == ("event_date", "event_hour")

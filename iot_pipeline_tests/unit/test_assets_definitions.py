@@ -16,8 +16,9 @@ from iot_pipeline.assets.gold_logic import P95_COLUMNS
 from iot_pipeline.assets.partitions import DAILY, HOURLY
 from iot_pipeline.assets.replay import contiguous
 from iot_pipeline.assets.report import hour_table, md_table
-from iot_pipeline.assets.windows import days_in, hour_label, hours_in, partition_filter_sql
+from iot_pipeline.assets.windows import days_in, hour_label, hours_in
 from iot_pipeline.bindings import default_resources
+from iot_pipeline.storage.datasets import hours_where_sql
 from iot_pipeline.storage.layout import LakeLayout
 
 UTC = timezone.utc
@@ -99,12 +100,12 @@ def test_time_windows_become_hours_and_days() -> None:
         "2026-01-31",
         "2026-02-01",
     ]
-    assert partition_filter_sql(hours) == (
+    assert hours_where_sql(hours) == (
         "(event_date = '2026-01-01' AND event_hour IN (22, 23)) OR (event_date = '2026-01-02' AND event_hour IN (0, 1))"
     )
     day = hours_in(dg.TimeWindow(datetime(2026, 1, 3, tzinfo=UTC), datetime(2026, 1, 4, tzinfo=UTC)))
-    assert partition_filter_sql(day) == "(event_date = '2026-01-03')"
-    assert partition_filter_sql([]) == "false"
+    assert hours_where_sql(day) == "(event_date = '2026-01-03')"
+    assert hours_where_sql([]) == "false"
 
 
 def test_replay_groups_missing_hours_into_contiguous_reads() -> None:

@@ -1,0 +1,124 @@
+"""A dataset of the lake, Hive-partitioned by event hour or by event day, and how runs replace its partitions.
+
+Every asset reads and writes its datasets through these objects: the partition directories of a run's
+hours or days, the data files under them, a read of exactly those partitions, and replacing them,
+which is two steps because the writers learn which partitions got rows in different ways (an
+observation of the write, rows they already hold): :meth:`PartitionedDataset.write` overwrites the
+partitions the data has rows for (Spark's dynamic partition overwrite), :meth:`delete_emptied`
+removes the run's partitions that got none, so stale files never survive and partitions outside
+the run are never touched. File work goes through :mod:`iot_pipeline.storage.parquet_io` (local or
+S3, no JVM); only the Parquet read and write go through Spark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
+
+from iot_pipeline.storage import parquet_io as pio
+from iot_pipeline.storage.layout import day_partition_dir, hour_partition_dir
+
+
+def partition_values(hour: datetime) -> tuple[str, int]:
+    """An hour start as its Hive partition values ``(event_date, event_hour)``."""
+    hour = hour.astimezone(timezone.utc)
+    return f"{hour:%Y-%m-%d}", hour.hour
+
+
+@dataclass(frozen=True)
+class PartitionedDataset:
+    """The dataset at ``root``; a partition is named by an hour start or a ``YYYY-MM-DD`` day (``Part``)."""
+
+    root: str
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def dir(self, part: Any) -> str:
+        raise NotImplementedError
+
+    def key(self, part: Any) -> Hashable:
+        """The partition's column values, as the writers report the partitions they produced."""
+        raise NotImplementedError
+
+    def dirs(self, parts: Iterable[Any]) -> dict[Any, str]:
+        return {p: self.dir(p) for p in parts}
+
+    def files(self, part: Any) -> list[tuple[str, int]]:
+        """(path, size) of the partition's data files."""
+        return pio.data_files(self.dir(part))
+
+    def stats(self, part: Any) -> pio.FileStats:
+        return pio.file_stats(self.dir(part))
+
+    def read(
+        self, spark: SparkSession, parts: Iterable[Any], schema: StructType | None = None
+    ) -> DataFrame | None:
+        """Exactly the given partitions (those that hold files), partition columns included; None if none."""
+        present = [d for d in self.dirs(parts).values() if pio.data_files(d)]
+        if not present:
+            return None
+        reader = spark.read if schema is None else spark.read.schema(schema)
+        return reader.option("basePath", self.root).parquet(*present)
+
+    def write(self, df: DataFrame, *below: str) -> None:
+        """Overwrite the partitions ``df`` has rows for; every other partition keeps its files.
+
+        ``below``: partition columns under the dataset's own (bronze's ``ingest_batch``).
+        """
+        pio.overwrite_partitions(df, self.root, [*self.columns, *below])
+
+    def delete_emptied(self, parts: Iterable[Any], produced: set[Hashable]) -> list[str]:
+        """Delete the partitions of ``parts`` whose key is not in ``produced``; returns those that existed."""
+        return pio.delete_partitions(d for p, d in self.dirs(parts).items() if self.key(p) not in produced)
+
+
+@dataclass(frozen=True)
+class HourlyDataset(PartitionedDataset):
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return ("event_date", "event_hour")
+
+    def dir(self, part: datetime) -> str:
+        return hour_partition_dir(self.root, part)
+
+    def key(self, part: datetime) -> tuple[str, int]:
+        return partition_values(part)
+
+
+@dataclass(frozen=True)
+class DailyDataset(PartitionedDataset):
+    """Partitioned by a ``YYYY-MM-DD`` column: ``event_date``, or ``kafka_date`` for the quarantine."""
+
+    column: str = "event_date"
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (self.column,)
+
+    def dir(self, part: str) -> str:
+        return day_partition_dir(self.root, part, self.column)
+
+    def key(self, part: str) -> str:
+        return part
+
+
+def hours_where_sql(hours: Iterable[datetime]) -> str:
+    """SQL predicate on (event_date, event_hour) selecting exactly ``hours`` (prunes partitions)."""
+    by_day: dict[str, list[int]] = {}
+    for h in hours:
+        day, hour = partition_values(h)
+        by_day.setdefault(day, []).append(hour)
+    terms = []
+    for day, hs in sorted(by_day.items()):
+        if len(hs) == 24:
+            terms.append(f"(event_date = '{day}')")
+        else:
+            terms.append(f"(event_date = '{day}' AND event_hour IN ({', '.join(map(str, sorted(hs)))}))")
+    return " OR ".join(terms) if terms else "false"
