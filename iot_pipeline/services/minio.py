@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 
 from iot_pipeline.services.maven import ToolMissingError, require_tool
 from iot_pipeline.services.paths import cache_dir, state_dir
-from iot_pipeline.services.processes import tail_log
+from iot_pipeline.services.processes import tail_log, terminate
 
 MINIO_MODULE = "github.com/minio/minio"
 MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
@@ -231,14 +230,7 @@ class MinioServer:
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-            time.sleep(0.1)
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
+        terminate(pid, timeout, alive=_alive)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
         self.pid_file.unlink(missing_ok=True)

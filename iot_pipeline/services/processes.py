@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -44,3 +47,23 @@ def tail_log(path: Path, lines: int = 30) -> str:
     if not path.exists():
         return f"(no {path.name} yet)"
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def terminate(
+    pid: int, timeout: float, *, group: bool = False, alive: Callable[[int], bool] = pid_alive
+) -> None:
+    """SIGTERM ``pid`` (its whole process group with ``group``), SIGKILL it if it outlives ``timeout``.
+
+    Our own exited child is reaped while waiting, or its zombie would look alive.
+    """
+    send = os.killpg if group else os.kill
+    with contextlib.suppress(ProcessLookupError):
+        send(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while alive(pid) and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.1)
+    if alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            send(pid, signal.SIGKILL)

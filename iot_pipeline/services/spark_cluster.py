@@ -10,10 +10,8 @@ operators can use it to try executor settings locally (``python -m iot_pipeline.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -26,7 +24,7 @@ import pyspark
 
 from iot_pipeline.services.maven import require_tool
 from iot_pipeline.services.paths import state_dir
-from iot_pipeline.services.processes import free_ports, pid_alive, tail_log
+from iot_pipeline.services.processes import free_ports, pid_alive, tail_log, terminate
 
 HOST = "127.0.0.1"
 JAVA_HINT = "install a JDK 17+ (Debian: apt-get install openjdk-17-jdk-headless)."
@@ -175,16 +173,7 @@ class SparkStandaloneCluster:
         for role in ("worker", "master"):
             pid = self._pid(role)
             if pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGTERM)
-                deadline = time.monotonic() + timeout
-                while pid_alive(pid) and time.monotonic() < deadline:
-                    time.sleep(0.2)
-                    with contextlib.suppress(ChildProcessError):
-                        os.waitpid(pid, os.WNOHANG)
-                if pid_alive(pid):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(pid, signal.SIGKILL)
+                terminate(pid, timeout, group=True)
             self.pid_file(role).unlink(missing_ok=True)
 
     def status(self) -> dict:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 from iot_pipeline.resources.spark import CONNECT_DEFAULT_PORT as DEFAULT_PORT
 from iot_pipeline.resources.spark import REMOTE_ENV
 from iot_pipeline.services.paths import state_dir
-from iot_pipeline.services.processes import pid_alive, tail_log
+from iot_pipeline.services.processes import pid_alive, tail_log, terminate
 from iot_pipeline.services.spark_cluster import JAVA_HINT, spark_home
 
 HOST = "127.0.0.1"
@@ -145,16 +144,7 @@ class SparkConnectServer:
         self.pid_file.unlink(missing_ok=True)
         if pid is None:
             return False
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while pid_alive(pid) and time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-            time.sleep(0.2)
-        if pid_alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
+        terminate(pid, timeout, group=True)
         return True
 
 
