@@ -2,7 +2,7 @@
 the loss/duplicate ledger of each.
 
 Starts its own Kafka broker and MinIO on free loopback ports (in a temporary directory), then runs each
-scenario of ``iot_pipeline_tests/faults/harness.py`` on a fresh topic and lake while events flow:
+scenario of ``iot_pipeline/testing/faults.py`` on a fresh topic and lake while events flow:
 
 * ``kill9-local``, ``kill9-minio``: kill -9 of the stream (the whole run process group) at random
   points, ``--kills`` times in a row (default 10), each followed by a restart;
@@ -34,22 +34,22 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-
 from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.services.kafka_broker import KafkaBroker
 from iot_pipeline.services.minio import MinioServer, ensure_binary
 from iot_pipeline.services.processes import free_port, free_ports
-from iot_pipeline_tests.faults.conftest import FaultMinio
-from iot_pipeline_tests.faults.harness import (
+from iot_pipeline.testing.faults import (
     TABLE_HEADER,
     FaultLedger,
+    FaultMinio,
     Lake,
     Plan,
     Services,
     run_plan,
 )
+
+# Before any Spark starts (the plans start the stream and the runs as processes with this env).
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
 SCENARIOS = (
     "kill9-local",

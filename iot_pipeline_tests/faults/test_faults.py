@@ -1,6 +1,6 @@
 """Nothing lost, nothing twice, under faults injected while events flow (CI form of the fault suite).
 
-Each test runs one plan of :mod:`iot_pipeline_tests.faults.harness` against real Kafka, Spark, MinIO
+Each test runs one plan of :mod:`iot_pipeline.testing.faults` against real Kafka, Spark, MinIO
 and Dagster processes and asserts its ledger: every event id Kafka acknowledged is in silver exactly
 once, every Kafka record is in bronze or quarantine exactly once, and the fault-specific outcomes
 (a second stream refused, the lease released, a staging leftover invisible to the documented globs
@@ -17,8 +17,16 @@ import pytest
 
 from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.services.kafka_broker import KafkaBroker
-from iot_pipeline_tests.faults.conftest import FaultMinio, broker_services
-from iot_pipeline_tests.faults.harness import TABLE_HEADER, FaultLedger, Lake, Plan, Services, run_plan
+from iot_pipeline.testing.faults import (
+    TABLE_HEADER,
+    FaultLedger,
+    FaultMinio,
+    Lake,
+    Plan,
+    Services,
+    broker_services,
+    run_plan,
+)
 
 # Each plan starts the stream several times (Dagster and Spark start-up dominate); the suite-wide 900 s
 # per test is too short on a shared 2-core machine.

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -40,8 +41,10 @@ from iot_pipeline.ingestion.faults import FaultRates
 from iot_pipeline.ingestion.fuzz import ANY, FuzzRecord, ledger
 from iot_pipeline.ingestion.generator import EventGenerator
 from iot_pipeline.resources.kafka import KafkaResource
+from iot_pipeline.services.kafka_broker import KafkaBroker
+from iot_pipeline.services.minio import MinioServer
 from iot_pipeline.storage.layout import LakeLayout, is_local, local_path
-from iot_pipeline.storage.s3 import lake_filesystem
+from iot_pipeline.storage.s3 import DEFAULT_REGION, lake_filesystem
 from iot_pipeline.streaming.checkpoint import CheckpointError, end_offsets, read_state
 from iot_pipeline.streaming.lock import lock_path
 
@@ -684,3 +687,58 @@ def documented_globs_agree(lake: Lake, book: FaultLedger) -> bool:
         )
         agree = agree and documented == spark_like
     return agree
+
+
+@dataclass
+class FaultMinio:
+    server: MinioServer
+    user: str
+    password: str
+    binary: Path
+
+    def env(self) -> dict[str, str]:
+        return {
+            "AWS_ACCESS_KEY_ID": self.user,
+            "AWS_SECRET_ACCESS_KEY": self.password,
+            "AWS_REGION": DEFAULT_REGION,
+            "IOT_S3_ENDPOINT": self.server.endpoint,
+        }
+
+    def kill(self) -> None:
+        """An outage as a crash: SIGKILL, no shutdown."""
+        pid = self.server.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+
+    def start(self) -> None:
+        self.server.start(self.user, self.password, binary=self.binary, wait_seconds=120)
+
+    def make_bucket(self) -> str:
+        import boto3
+        from botocore.config import Config
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.server.endpoint,
+            region_name=DEFAULT_REGION,
+            aws_access_key_id=self.user,
+            aws_secret_access_key=self.password,
+            config=Config(s3={"addressing_style": "path"}),
+        )
+        name = f"faults-{uuid.uuid4().hex[:12]}"
+        client.create_bucket(Bucket=name)
+        return name
+
+
+def broker_services(broker: KafkaBroker) -> Services:
+    def kill() -> None:
+        pid = broker.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while broker.pid() is not None and time.monotonic() < deadline:
+                time.sleep(0.1)
+
+    return Services(kill_broker=kill, start_broker=lambda: broker.start(timeout_s=180))
