@@ -3,9 +3,9 @@
 ``up`` starts, in order: the Kafka broker (and its topics), a Spark Connect server that the asset
 runs share (``IOT_SPARK_REMOTE``; ``--no-spark-connect`` gives every run a driver of its own), the
 Dagster UI and daemon (``dagster dev`` on ``workspace.yaml``), the streaming job as a Dagster run (so
-it shows in the UI and can be terminated there), and the device simulator. It prints the URLs and stays in the foreground; Ctrl-C
-(or ``iot-pipeline local down`` from another shell) stops everything in reverse order. State, data
-and logs live under ``.local/`` (``IOT_PIPELINE_STATE``).
+it shows in the UI and can be terminated there), and the device simulator. It prints the URLs and
+stays in the foreground; Ctrl-C (or ``iot-pipeline local down`` from another shell) stops everything
+in reverse order. State, data and logs live under ``.local/`` (``IOT_PIPELINE_STATE``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from iot_pipeline.services.kafka_broker import KafkaBroker
 from iot_pipeline.services.maven import prefetch
 from iot_pipeline.services.minio import MinioServer, ensure_binary
 from iot_pipeline.services.paths import state_dir
-from iot_pipeline.services.spark_connect import REMOTE_ENV, remote_url, wait_listening
+from iot_pipeline.services.spark_connect import REMOTE_ENV, listening, remote_url, wait_listening
 from iot_pipeline.storage.s3 import hadoop_aws_packages, s3_resource_from_env, split_s3_uri
 from iot_pipeline.streaming.job import STREAM_JOB
 
@@ -81,6 +81,11 @@ def _reap(pid: int) -> None:
 
 def _start_spark_connect(env: dict[str, str], port: int) -> None:
     """The shared Spark Connect server, configured from ``env`` like the runs; the runs get its URL."""
+    if listening(port):
+        raise RuntimeError(
+            f"Port 127.0.0.1:{port} is taken: choose another with --spark-connect-port "
+            "(or stop what listens there, e.g. `iot-pipeline spark-connect stop`)."
+        )
     print(f"starting the Spark Connect server on 127.0.0.1:{port} ...", flush=True)
     proc = _start_process(
         "spark-connect",
