@@ -17,12 +17,12 @@ from pyspark.sql import functions as F
 
 from iot_pipeline.assets.keys import SILVER_EVENTS
 from iot_pipeline.assets.partitions import HOURLY
-from iot_pipeline.assets.windows import days_in, hours_in
-from iot_pipeline.checks.reading import read_dirs, read_hours, window_label
+from iot_pipeline.assets.windows import days_in
+from iot_pipeline.checks.reading import read_hours, window_label
 from iot_pipeline.checks.specs import check_spec
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import SparkResource
-from iot_pipeline.storage.datasets import DailyDataset, HourlyDataset
+from iot_pipeline.storage.datasets import DailyDataset
 from iot_pipeline.storage.layout import LakeLayout
 
 WARN = dg.AssetCheckSeverity.WARN
@@ -47,9 +47,7 @@ def quarantine_rows(spark, layout: LakeLayout, window: dg.TimeWindow) -> int:
 def quarantine_share_result(
     spark, layout: LakeLayout, window: dg.TimeWindow, limit: float
 ) -> dg.AssetCheckResult:
-    bronze = read_dirs(
-        spark, layout.bronze_events, list(HourlyDataset(layout.bronze_events).dirs(hours_in(window)).values())
-    )
+    bronze = read_hours(spark, layout.bronze_events, window)
     valid = bronze.count() if bronze is not None else 0
     quarantined = quarantine_rows(spark, layout, window)
     total = valid + quarantined

@@ -15,8 +15,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from iot_pipeline.assets.windows import days_in, hours_in
-from iot_pipeline.storage import parquet_io as pio
-from iot_pipeline.storage.datasets import DailyDataset, HourlyDataset
+from iot_pipeline.storage.datasets import DailyDataset, HourlyDataset, PartitionedDataset
 
 
 def _normalise_partition_columns(df: DataFrame) -> DataFrame:
@@ -28,20 +27,18 @@ def _normalise_partition_columns(df: DataFrame) -> DataFrame:
     return df
 
 
-def read_dirs(spark: SparkSession, dataset: str, dirs: list[str]) -> DataFrame | None:
-    """The data under the partition directories that hold files; None when none does."""
-    present = [d for d in dirs if pio.data_files(d)]
-    if not present:
-        return None
-    return _normalise_partition_columns(spark.read.option("basePath", dataset).parquet(*present))
+def _read(spark: SparkSession, dataset: PartitionedDataset, parts: list) -> DataFrame | None:
+    """The window's partitions that hold files, as the files type them; None when none does."""
+    df = dataset.read(spark, parts)
+    return None if df is None else _normalise_partition_columns(df)
 
 
 def read_hours(spark: SparkSession, dataset: str, window: dg.TimeWindow) -> DataFrame | None:
-    return read_dirs(spark, dataset, list(HourlyDataset(dataset).dirs(hours_in(window)).values()))
+    return _read(spark, HourlyDataset(dataset), hours_in(window))
 
 
 def read_days(spark: SparkSession, dataset: str, window: dg.TimeWindow) -> DataFrame | None:
-    return read_dirs(spark, dataset, list(DailyDataset(dataset).dirs(days_in(window)).values()))
+    return _read(spark, DailyDataset(dataset), days_in(window))
 
 
 def window_label(window: dg.TimeWindow) -> str:

@@ -22,10 +22,12 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from iot_pipeline.resources.spark import CONNECT_DEFAULT_PORT as DEFAULT_PORT
 from iot_pipeline.resources.spark import REMOTE_ENV
+from iot_pipeline.services.maven import require_tool
 from iot_pipeline.services.paths import state_dir
 from iot_pipeline.services.processes import pid_alive, tail_log, terminate
 from iot_pipeline.services.spark_cluster import JAVA_HINT, spark_home
@@ -78,13 +80,13 @@ def listening(port: int, host: str = HOST) -> bool:
     return False
 
 
-def wait_listening(port: int, alive: object, log: Path, timeout: float = 180.0) -> None:
+def wait_listening(port: int, alive: Callable[[], bool], log: Path, timeout: float = 180.0) -> None:
     """Return once the server accepts connections; fail with its log's tail if it exits or hangs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if listening(port):
             return
-        if not alive():  # type: ignore[operator]
+        if not alive():
             raise SparkConnectServerError(f"the Spark Connect server exited; {log}:\n{tail_log(log)}")
         time.sleep(0.5)
     raise SparkConnectServerError(
@@ -113,8 +115,6 @@ class SparkConnectServer:
         return pid if pid_alive(pid) else None
 
     def start(self, conf: dict[str, str] | None = None, timeout: float = 180.0) -> None:
-        from iot_pipeline.services.maven import require_tool
-
         require_tool("java", JAVA_HINT)
         if self.pid():
             raise SparkConnectServerError(f"a server from {self.state} is already running; stop it first")
