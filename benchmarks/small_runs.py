@@ -147,9 +147,8 @@ def main() -> int:
         ),
     }
     server = SparkConnectServer(work / "spark-connect", free_port())
-    os.environ.update(env)  # the server takes the runs' Spark settings from this environment
     t = time.time()
-    server.start()
+    server.start(env)  # configured from the runs' environment, as `make run` does
     log(f"Spark Connect server on {server.remote} in {time.time() - t:.1f}s")
     executors = {
         "Spark Connect server (make run)": {**env, REMOTE_ENV: server.remote},

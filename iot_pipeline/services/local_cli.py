@@ -31,7 +31,7 @@ from iot_pipeline.services.kafka_broker import KafkaBroker
 from iot_pipeline.services.maven import prefetch
 from iot_pipeline.services.minio import MinioServer, ensure_binary
 from iot_pipeline.services.paths import state_dir
-from iot_pipeline.services.spark_connect import REMOTE_ENV, listening, remote_url, wait_listening
+from iot_pipeline.services.spark_connect import REMOTE_ENV, SparkConnectServer
 from iot_pipeline.storage.s3 import hadoop_aws_packages, s3_resource_from_env, split_s3_uri
 from iot_pipeline.streaming.job import STREAM_JOB
 
@@ -79,21 +79,17 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
+def _spark_connect(port: int = CONNECT_DEFAULT_PORT) -> SparkConnectServer:
+    """The shared server of the asset runs: the one ``iot-pipeline spark-connect`` manages too."""
+    return SparkConnectServer(state_dir() / "spark-connect", port)
+
+
 def _start_spark_connect(env: dict[str, str], port: int) -> None:
     """The shared Spark Connect server, configured from ``env`` like the runs; the runs get its URL."""
-    if listening(port):
-        raise RuntimeError(
-            f"Port 127.0.0.1:{port} is taken: choose another with --spark-connect-port "
-            "(or stop what listens there, e.g. `iot-pipeline spark-connect stop`)."
-        )
     print(f"starting the Spark Connect server on 127.0.0.1:{port} ...", flush=True)
-    proc = _start_process(
-        "spark-connect",
-        [sys.executable, "-m", "iot_pipeline.services.spark_connect", "serve", "--port", str(port)],
-        env,
-    )
-    wait_listening(port, lambda: proc.poll() is None, state_dir() / "logs" / "spark-connect.log")
-    env[REMOTE_ENV] = remote_url(port)
+    server = _spark_connect(port)
+    server.start(env)
+    env[REMOTE_ENV] = server.remote
 
 
 def _wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes], name: str) -> None:
@@ -314,7 +310,7 @@ def _down(env: dict[str, str], broker: KafkaBroker, minio_port: int) -> None:
         _terminate_stream_runs(env)
         time.sleep(5)
     _stop_pid("dagster", 90)
-    _stop_pid("spark-connect", 60)
+    _spark_connect().stop(60)
     broker.stop()
     MinioServer.default(port=minio_port, console_port=None).stop()
     print("stopped.", flush=True)
@@ -328,7 +324,8 @@ def down(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
-    for name in ("dagster", "spark-connect", "simulator"):
+    print(f"spark-connect: {'running' if _spark_connect().pid() else 'stopped'}")
+    for name in ("dagster", "simulator"):
         pidfile = _pidfile(name)
         alive = False
         if pidfile.exists():

@@ -22,7 +22,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from iot_pipeline.resources.spark import CONNECT_DEFAULT_PORT as DEFAULT_PORT
@@ -67,8 +67,8 @@ def server_command(conf: dict[str, str], port: int, host: str = HOST) -> list[st
     return [*cmd, "spark-internal"]
 
 
-def server_env() -> dict[str, str]:
-    env = dict(os.environ)
+def server_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
     env.update(SPARK_HOME=str(spark_home()), PYSPARK_PYTHON=env.get("PYSPARK_PYTHON", sys.executable))
     env.setdefault("SPARK_LOCAL_IP", HOST)
     return env
@@ -114,20 +114,32 @@ class SparkConnectServer:
             return None
         return pid if pid_alive(pid) else None
 
-    def start(self, conf: dict[str, str] | None = None, timeout: float = 180.0) -> None:
+    def start(self, env: Mapping[str, str] | None = None, timeout: float = 180.0) -> None:
+        """Start ``serve`` detached in ``env`` (default: this process's), so the server is configured
+        from the environment it runs in; return once it listens."""
         require_tool("java", JAVA_HINT)
         if self.pid():
             raise SparkConnectServerError(f"a server from {self.state} is already running; stop it first")
         if listening(self.port):
-            raise SparkConnectServerError(f"Port {HOST}:{self.port} is taken: choose another with --port.")
+            raise SparkConnectServerError(
+                f"Port {HOST}:{self.port} is taken: choose another port for the Spark Connect server "
+                "(`spark-connect --port`, `local up --spark-connect-port`)."
+            )
         self.state.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as out:
             proc = subprocess.Popen(
-                server_command(conf if conf is not None else server_conf(), self.port),
+                [
+                    sys.executable,
+                    "-m",
+                    "iot_pipeline.services.spark_connect",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env=server_env(),
+                env=server_env(env),
                 cwd=self.state,
                 start_new_session=True,
             )

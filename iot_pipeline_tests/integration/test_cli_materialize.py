@@ -55,10 +55,7 @@ def cli_env(request, tmp_path_factory) -> Iterator[dict]:
         yield {"env": env, "lake": tmp / "lake"}
         return
     server = SparkConnectServer(tmp / "spark-connect", free_port())
-    with pytest.MonkeyPatch.context() as mp:
-        for key in ("DAGSTER_HOME", "IOT_LAKE_ROOT", "IOT_SPARK_MASTER"):
-            mp.setenv(key, env[key])  # the server takes the runs' Spark settings from the environment
-        server.start()
+    server.start(env)  # configured from the runs' environment, as `make run` does
     try:
         yield {"env": {**env, REMOTE_ENV: server.remote}, "lake": tmp / "lake", "server": server}
     finally:
