@@ -19,12 +19,19 @@ from iot_pipeline.assets.replay import replay_hours
 from iot_pipeline.assets.report import hour_table, md_table, ts_meta
 from iot_pipeline.assets.silver_logic import bronze_columns, compact_unique, deduplicate, is_late, valid_event
 from iot_pipeline.assets.windows import hour_label, hours_in
+from iot_pipeline.contract.rules import rules_fingerprint
 from iot_pipeline.contract.spark_schema import PARTITION_COLUMNS, bronze_schema
 from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import SPARK_POOL, SparkResource
 from iot_pipeline.storage import parquet_io as pio
-from iot_pipeline.storage.commits import BATCH_COLUMN, REPLAY_BATCH, is_visible, parse_commit
+from iot_pipeline.storage.commits import (
+    BATCH_COLUMN,
+    REPLAY_BATCH,
+    is_visible,
+    parse_commit,
+    validated_batches,
+)
 from iot_pipeline.storage.datasets import HourlyDataset, partition_values
 from iot_pipeline.storage.layout import LakeLayout
 
@@ -281,20 +288,24 @@ def _write_hours(
 
     Returns rows read, rows failing the contract and the (date, hour) keys that got rows.
     """
-    ok = valid_event()
     obs_in = Observation("silver_events_in")
     obs_out = Observation("silver_events_out")
+    bronze = read_bronze(spark, layout.bronze_events, inputs)
+    trusted = validated_batches(pio.read_text(layout.bronze_commit), rules_fingerprint())
+    ok = valid_event(trusted=trusted if BATCH_COLUMN in bronze.columns else None)
+    # The rules are evaluated once per row, into _ok, which both the count and the filter read.
     raw = (
-        read_bronze(spark, layout.bronze_events, inputs)
-        .select(*bronze_columns())
-        .observe(obs_in, F.count(F.lit(1)).alias("rows"), F.count_if(~ok).alias("invalid"))
+        bronze.withColumn("_ok", ok)
+        .select(*bronze_columns(), "_ok")
+        .observe(obs_in, F.count(F.lit(1)).alias("rows"), F.count_if(~F.col("_ok")).alias("invalid"))
     )
-    valid = raw.filter(ok)
-    out = compact_unique(deduplicate(valid) if exact else valid, files_per_hour).observe(
+    valid = raw.filter("_ok").drop("_ok")
+    devices = bronze.select("device_type", "device_id").distinct()
+    out = compact_unique(deduplicate(valid) if exact else valid, files_per_hour, devices).observe(
         obs_out,
         F.collect_set(F.concat_ws("/", "event_date", F.col("event_hour").cast("string"))).alias("hours"),
     )
-    HourlyDataset(layout.silver_events).write(out)
+    HourlyDataset(layout.silver_events).write(out, keep_order=True)
     m_in = obs_in.get
     written = (key.split("/") for key in obs_out.get["hours"])  # Observation returns plain values only
     return m_in["rows"], m_in["invalid"], {(day, int(hour)) for day, hour in written}

@@ -8,11 +8,14 @@ the same hour, so deduplicating per hour is exact and independent of how many ho
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from iot_pipeline.contract.rules import EventTimeRules, any_violation, value_rules
 from iot_pipeline.contract.spark_schema import PARTITION_COLUMNS, bronze_schema
+from iot_pipeline.storage.commits import BATCH_COLUMN
 
 SILVER_SORT = ("device_type", "device_id", "event_timestamp")
 LOW_BATTERY_PCT = 20.0
@@ -23,18 +26,24 @@ def bronze_columns() -> list[str]:
     return [f.name for f in bronze_schema().fields]
 
 
-def valid_event(time_rules: EventTimeRules | None = None) -> Column:
+def valid_event(time_rules: EventTimeRules | None = None, trusted: tuple[int, int] | None = None) -> Column:
     """Every value rule of the contract (the stream's own, event time included), and: the row sits in
     its event-time partition.
 
     The stream already quarantines invalid records, so this normally drops nothing; it is defensive
-    (bronze written by an older version, a file copied in by hand), and the count it drops is reported.
-    Unlike the stream, it judges event time against ``least(kafka_timestamp, ingest_time)``.
+    (bronze written by an older version or under other rules, a file copied in by hand), and the
+    count it drops is reported. Unlike the stream, it judges event time against
+    ``least(kafka_timestamp, ingest_time)``. ``trusted``: the bronze batches (first, last) the stream
+    validated under these same rules (``storage.commits``); their rows skip the value rules (about a
+    quarter of a busy hour's compaction, docs/performance.md) but not the partition check.
     """
     broken = F.expr(any_violation(value_rules(time_rules)))
     in_partition = (F.date_format("event_timestamp", "yyyy-MM-dd") == F.col("event_date")) & (
         F.hour("event_timestamp") == F.col("event_hour")
     )
+    if trusted is not None:
+        # Spark's generated code stops at the first true branch of an OR: trusted rows skip the rules.
+        broken = ~F.coalesce(F.col(BATCH_COLUMN).between(*trusted), F.lit(False)) & broken
     return F.coalesce(~broken & in_partition, F.lit(False))
 
 
@@ -93,7 +102,28 @@ def task_ids(tasks: int) -> list[int]:
     return [found[i] for i in range(tasks)]
 
 
-def compact_unique(df: DataFrame, files_per_hour: dict[tuple[str, int], int]) -> DataFrame:
+def device_ranks(devices: DataFrame) -> DataFrame:
+    """``(device_type, device_id, _rank)``: each device's place in the silver sort order.
+
+    ``devices`` holds the run's distinct devices (a few thousand to a few hundred thousand rows); one
+    task ranks them. See :func:`compact_unique` for why a rank is worth an extra pass.
+    """
+    return devices.withColumn("_rank", F.row_number().over(Window.orderBy("device_type", "device_id")))
+
+
+HOUR_MICROS = 3_600_000_000
+
+
+def sort_key() -> Column:
+    """One long in silver's order within an hour: the device's rank, then the microsecond in the hour."""
+    return F.col("_rank").cast("long") * (1 << 32) + F.pmod(
+        F.unix_micros("event_timestamp"), F.lit(HOUR_MICROS)
+    )
+
+
+def compact_unique(
+    df: DataFrame, files_per_hour: dict[tuple[str, int], int], devices: DataFrame
+) -> DataFrame:
     """Deduplicate and lay rows out as few files per hour, in one shuffle and one sort.
 
     An hour that needs ``k`` files is split by a hash of ``device_id`` into ``k`` buckets, so each
@@ -103,34 +133,48 @@ def compact_unique(df: DataFrame, files_per_hour: dict[tuple[str, int], int]) ->
     reach Kafka is kept by a window over the same sort: no shuffle by event_id. Copies of one event_id
     that disagree on device or event time survive here; the caller finds them from the event-id
     index it writes next (fewer distinct ids than rows) and falls back to :func:`deduplicate`.
+
+    The sort compares one long first (:func:`sort_key`, from the ranks of ``devices``, the run's
+    distinct devices): Spark's sort decides on a 64-bit prefix of its first key and only looks at
+    the rows when two prefixes are equal. With the strings first, that prefix was the constant
+    ``event_date`` and every comparison walked the rows (docs/performance.md). Since the rows are not
+    sorted by the partition columns, the caller writes them with ``keep_order`` (each task holds one
+    hour, so the order survives the write).
     """
-    hours = sorted(files_per_hour)
     tasks = max(1, sum(files_per_hour.values()))
     if tasks == 1:
         task = F.lit(0)
     else:
-        base, offset = {}, 0
-        for d, h in hours:
-            base[f"{d}/{h}"], offset = offset, offset + files_per_hour[(d, h)]
-        key = F.concat_ws("/", "event_date", F.col("event_hour").cast("string"))
-        first = F.element_at(F.create_map(*[x for k, b in base.items() for x in (F.lit(k), F.lit(b))]), key)
-        counts = F.create_map(
-            *[x for (d, h), n in files_per_hour.items() for x in (F.lit(f"{d}/{h}"), F.lit(n))]
-        )
-        slot = F.coalesce(first, F.lit(0)) + F.pmod(
-            F.xxhash64("device_id"), F.coalesce(F.element_at(counts, key), F.lit(1))
-        )
-        ids = F.array(*[F.lit(i) for i in task_ids(tasks)])
-        task = F.element_at(ids, (slot + 1).cast("int"))
-    unique = [*PARTITION_COLUMNS, "_task", *SILVER_SORT, "event_id"]
+        # Per hour since the epoch (dense over the run's range): its first task and its file count.
+        epoch_hours = {
+            int(datetime.strptime(d, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp()) // 3600 + h: n
+            for (d, h), n in files_per_hour.items()
+        }
+        low, high = min(epoch_hours), max(epoch_hours)
+        first, counts, offset = [], [], 0
+        for e in range(low, high + 1):
+            first.append(offset)
+            counts.append(epoch_hours.get(e, 1))
+            offset += epoch_hours.get(e, 0)
+        index = (F.floor(F.unix_micros("event_timestamp") / HOUR_MICROS) - low + 1).cast("int")
+
+        def at(values: list[int], i: Column) -> Column:
+            return F.coalesce(F.try_element_at(F.array(*map(F.lit, values)), i), F.lit(0))
+
+        slot = at(first, index) + F.pmod(F.xxhash64("device_id"), F.greatest(at(counts, index), F.lit(1)))
+        task = at(task_ids(tasks), (slot + 1).cast("int"))
+    # _task last in the window's keys: the sort (the window's required order) then starts with _key.
+    unique = ["_key", "event_id", "_task"]
     w = Window.partitionBy(*unique).orderBy(*_first_to_kafka())
     return (
-        df.withColumn("_task", task.cast("int"))
+        df.join(F.broadcast(device_ranks(devices)), ["device_type", "device_id"], "left")
+        .withColumn("_task", task.cast("int"))
+        .withColumn("_key", sort_key())
         .repartition(tasks, "_task")
         .sortWithinPartitions(*unique, *_first_to_kafka())
         .withColumn("_rn", F.row_number().over(w))
         .filter(F.col("_rn") == 1)
-        .drop("_rn", "_task")
+        .select(*df.columns)
     )
 
 

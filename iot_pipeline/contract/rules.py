@@ -18,6 +18,7 @@ close an hour early or make a sensor compute a date past the end of the calendar
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -171,3 +172,12 @@ def first_violation(rules: tuple[Rule, ...]) -> str:
     """SQL naming the first rule a row breaks (its quarantine reason), or NULL."""
     branches = " ".join(f"WHEN {r.violation} THEN '{r.reason}'" for r in rules)
     return f"CASE {branches} ELSE CAST(NULL AS STRING) END"
+
+
+def rules_fingerprint(time_rules: EventTimeRules | None = None) -> str:
+    """A digest of the value rules (event-time settings included): equal digests, equal verdicts.
+
+    The stream records it with its bronze commits; silver skips re-checking rows of batches validated
+    under the rules it would apply itself (``storage.commits``).
+    """
+    return hashlib.sha256(any_violation(value_rules(time_rules)).encode()).hexdigest()[:16]

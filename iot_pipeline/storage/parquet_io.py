@@ -116,19 +116,39 @@ def delete(uri: str) -> bool:
     return False
 
 
-def overwrite_partitions(df: DataFrame, dataset: str, partition_columns: list[str]) -> None:
+CONCURRENT_WRITERS = "spark.sql.maxConcurrentOutputFileWriters"
+
+
+def overwrite_partitions(
+    df: DataFrame, dataset: str, partition_columns: list[str], *, keep_order: bool = False
+) -> None:
     """Replace the partitions of ``dataset`` that ``df`` has rows for; leave every other one alone.
 
     Dynamic partition overwrite (set per write, whatever the session default): a partition of the
     run that ends up with no rows keeps its old files, so callers delete those with
     :func:`delete_partitions` once they know which partitions the write produced.
+
+    ``keep_order``: write each task's rows in the order they come. Spark otherwise sorts a task by
+    the partition columns first unless the rows already are, which would undo an order the caller
+    chose. The rows then go to one open file per partition of the task, so this is for data laid out
+    one partition (or a few) per task.
     """
-    (
-        df.write.mode("overwrite")
-        .option("partitionOverwriteMode", "dynamic")
-        .partitionBy(*partition_columns)
-        .parquet(dataset)
+    writer = (
+        df.write.mode("overwrite").option("partitionOverwriteMode", "dynamic").partitionBy(*partition_columns)
     )
+    if not keep_order:
+        writer.parquet(dataset)
+        return
+    conf = df.sparkSession.conf
+    before = conf.get(CONCURRENT_WRITERS, None)
+    conf.set(CONCURRENT_WRITERS, "4")
+    try:
+        writer.parquet(dataset)
+    finally:
+        if before is None:
+            conf.unset(CONCURRENT_WRITERS)
+        else:
+            conf.set(CONCURRENT_WRITERS, before)
 
 
 def delete_partitions(partition_dirs: Iterable[str]) -> list[str]:

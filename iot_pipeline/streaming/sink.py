@@ -24,7 +24,9 @@ from itertools import pairwise
 from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
-from iot_pipeline.storage.commits import BATCH_COLUMN
+from iot_pipeline.contract.rules import rules_fingerprint
+from iot_pipeline.storage import parquet_io as pio
+from iot_pipeline.storage.commits import BATCH_COLUMN, validated_batches
 from iot_pipeline.storage.layout import LakeLayout
 from iot_pipeline.streaming.live import minute_partials
 from iot_pipeline.streaming.state import read_bronze_commit, write_bronze_commit
@@ -58,16 +60,21 @@ class BronzeBatchWriter:
     # Added to Spark's batch id in the partition value, so batches of a reset checkpoint (which
     # restart at 0) never overwrite earlier ones; see iot_pipeline.streaming.checkpoint.
     batch_base: int = 0
-    _marker_checked: bool = field(default=False, init=False)
+    # The value rules classify applies (from this process's environment), recorded with each commit.
+    rules: str = field(default_factory=rules_fingerprint)
+    _rules_since: int | None = field(default=None, init=False)
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         started = time.time()
-        if not self._marker_checked:
+        if self._rules_since is None:
             # Spark runs batch N only once every batch before it is committed: on a lake without a
-            # commit marker, record that before anything of batch N becomes visible.
+            # commit marker, record that before anything of batch N becomes visible. The batches
+            # validated under this process's rules start here unless the marker's range continues.
+            first = batch_id + self.batch_base
+            same_rules = validated_batches(pio.read_text(self.layout.bronze_commit), self.rules)
+            self._rules_since = same_rules[0] if same_rules else first
             if read_bronze_commit(self.layout) is None:
-                write_bronze_commit(self.layout, batch_id + self.batch_base - 1)
-            self._marker_checked = True
+                write_bronze_commit(self.layout, first - 1)
         # Cache what every write needs; the raw payload is kept for quarantined records only.
         ingest_time = datetime.fromtimestamp(started, timezone.utc).isoformat()
         classified = classify(batch, self.max_record_bytes, ingest_time=F.lit(ingest_time))
@@ -125,7 +132,7 @@ class BronzeBatchWriter:
                 .partitionBy("event_date", BATCH_COLUMN)
                 .parquet(self.layout.live_device_type_minute)
             )
-        write_bronze_commit(self.layout, batch_id + self.batch_base)
+        write_bronze_commit(self.layout, batch_id + self.batch_base, self.rules, self._rules_since)
         committed = time.time()
         stats = landed.get
         quantiles = stats["kafka_ts_percentiles"] or []

@@ -29,9 +29,12 @@ def read_watermark_document(layout: LakeLayout) -> Any:
         return {"unreadable": text[:200]}
 
 
-def write_bronze_commit(layout: LakeLayout, batch: int) -> None:
-    """Mark bronze batches up to ``batch`` as complete for readers (see ``storage.commits``)."""
-    pio.write_text(layout.bronze_commit, commit_document(batch))
+def write_bronze_commit(
+    layout: LakeLayout, batch: int, rules: str | None = None, rules_since: int | None = None
+) -> None:
+    """Mark bronze batches up to ``batch`` as complete for readers, those from ``rules_since`` on as
+    validated under ``rules`` (see ``storage.commits``)."""
+    pio.write_text(layout.bronze_commit, commit_document(batch, rules, rules_since))
 
 
 def read_bronze_commit(layout: LakeLayout) -> int | None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import uuid
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -15,9 +16,12 @@ import pytest
 from iot_pipeline.assets.device_minute_stats import device_minute_stats
 from iot_pipeline.assets.external import EXTERNAL_ASSETS
 from iot_pipeline.assets.silver_events import events
+from iot_pipeline.contract.rules import rules_fingerprint
 from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import SparkResource
+from iot_pipeline.storage.commits import commit_document
+from iot_pipeline.storage.layout import LakeLayout
 from iot_pipeline.testing.bronze import generate_bronze, write_bronze
 
 pytestmark = pytest.mark.spark
@@ -253,4 +257,49 @@ def test_copies_that_disagree_on_device_or_time_are_still_one_event(spark_resour
     assert sorted(silver["event_id"].to_pylist()) == sorted(first)
     assert pc.max(silver["event_duration"]).as_py() < 1_000_000  # the first to reach Kafka was kept
     assert not any(d.endswith("x") for d in silver["device_id"].to_pylist())
+    assert_sorted(silver)
+
+
+def _variant(rows: pa.Table, i: int, **values: object) -> pa.Table:
+    """Row ``i`` of ``rows`` as a new event (its own id) with some fields changed."""
+    row = rows.slice(i, 1).set_column(0, "event_id", pa.array([str(uuid.uuid4())], pa.string()))
+    for name, value in values.items():
+        at = row.schema.get_field_index(name)
+        row = row.set_column(at, name, pa.array([value], row.schema.field(name).type))
+    return row.drop_columns(["event_date", "event_hour"])
+
+
+def test_batches_validated_by_the_stream_under_the_same_rules_skip_only_the_value_rules(
+    spark_resource, tmp_path: Path
+) -> None:
+    batch = generate_bronze(HOUR, 1, {"temperature": 600}, seed=31)
+    rows = batch.unique
+    bronze = tmp_path / "bronze" / "events"
+    write_bronze(rows, bronze, files_per_hour=2)  # batches 0 and 1
+    hour_dir = bronze / "event_date=2026-02-03" / "event_hour=10"
+    # A negative duration in each batch, and in batch 1 a row of another hour (it is not in its partition).
+    pq.write_table(_variant(rows, 0, event_duration=-1.0), hour_dir / "ingest_batch=0" / "part-1-bad.parquet")
+    pq.write_table(_variant(rows, 1, event_duration=-2.0), hour_dir / "ingest_batch=1" / "part-1-bad.parquet")
+    elsewhere = rows["event_timestamp"][2].as_py() + timedelta(hours=2)
+    pq.write_table(
+        _variant(rows, 2, event_timestamp=elsewhere), hour_dir / "ingest_batch=1" / "part-2-bad.parquet"
+    )
+    marker = Path(LakeLayout(str(tmp_path)).bronze_commit)
+    marker.parent.mkdir(parents=True)
+    res = resources(spark_resource, tmp_path)
+
+    # The stream validated batch 1 (not batch 0) under the rules silver applies: batch 1's negative
+    # duration is trusted, the misplaced row is not.
+    marker.write_text(commit_document(1, rules_fingerprint(), 1))
+    m = meta(materialize([events], res, partition="2026-02-03-10:00"), "silver/events")
+    assert (m["rows_read"], m["invalid_rows"], m["rows_written"]) == (rows.num_rows + 3, 2, rows.num_rows + 1)
+    _, silver = silver_hour(tmp_path, "2026-02-03", 10)
+    assert sorted(d for d in silver["event_duration"].to_pylist() if d < 0) == [-2.0]
+
+    # Other rules (another version, other event-time settings): every row is checked again.
+    marker.write_text(commit_document(1, "0123456789abcdef", 0))
+    m = meta(materialize([events], res, partition="2026-02-03-10:00"), "silver/events")
+    assert (m["invalid_rows"], m["rows_written"]) == (3, rows.num_rows)
+    _, silver = silver_hour(tmp_path, "2026-02-03", 10)
+    assert pc.min(silver["event_duration"]).as_py() >= 0
     assert_sorted(silver)

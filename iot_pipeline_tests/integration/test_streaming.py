@@ -17,11 +17,13 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from iot_pipeline.contract.rules import rules_fingerprint
 from iot_pipeline.ingestion.faults import FaultRates
 from iot_pipeline.ingestion.generator import SimRecord, generate
 from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import SparkResource
+from iot_pipeline.storage.commits import validated_batches
 from iot_pipeline.storage.layout import LakeLayout
 from iot_pipeline.streaming.live import live_view
 from iot_pipeline.streaming.resource import SparkStreamingResource, StreamMode
@@ -147,6 +149,10 @@ def test_available_now_lands_each_record_once_in_its_hour(
         for r in view.groupBy("device_type").agg(F.sum("events").alias("n")).collect()
     } == by_type
     assert published_watermark(layout) == newest_event(valid_sent) - timedelta(minutes=10)
+    # The commit marker says which batches were validated under which rules (silver trusts those).
+    marker = (Path(layout.root) / "_state" / "stream" / "bronze_commit.json").read_text()
+    assert validated_batches(marker, rules_fingerprint()) == (0, totals.batches - 1)
+    assert validated_batches(marker, "other rules") is None
 
 
 def newest_event(records: list[SimRecord]) -> datetime:
