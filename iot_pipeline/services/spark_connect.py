@@ -1,4 +1,4 @@
-"""A Spark Connect server on 127.0.0.1 that the batch runs share (``IOT_SPARK_REMOTE``).
+"""A Spark Connect server that the batch runs share (``IOT_SPARK_REMOTE``).
 
 Without it, every Dagster run of an asset starts a Spark driver JVM of its own (about 7 s) and runs
 its first queries on code the JIT has not compiled yet; with it, a run opens a session on this
@@ -10,7 +10,11 @@ starts.
 
     iot-pipeline spark-connect start [--port 15002]    # detached; prints the IOT_SPARK_REMOTE to set
     iot-pipeline spark-connect status | stop
-    iot-pipeline spark-connect serve                   # in the foreground (``make run`` uses this)
+    iot-pipeline spark-connect serve [--host 0.0.0.0]  # in the foreground (``make run``, containers)
+
+It listens on 127.0.0.1 unless ``serve --host`` says otherwise (a container: 0.0.0.0, so other
+containers reach it; the compose service and ``deploy/k8s/spark-connect.yaml`` do that). ``status``
+exits 0 when something accepts connections on 127.0.0.1 at the port (the health check of both).
 """
 
 from __future__ import annotations
@@ -163,11 +167,16 @@ class SparkConnectServer:
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["start", "stop", "status", "serve"])
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="gRPC port (default %(default)s)")
+    parser.add_argument(
+        "--host",
+        default=HOST,
+        help="address serve listens on (default %(default)s; 0.0.0.0 in a container)",
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
     if args.action == "serve":
-        cmd = server_command(server_conf(), args.port)
+        cmd = server_command(server_conf(), args.port, args.host)
         os.execvpe(cmd[0], cmd, server_env())
     server = SparkConnectServer(state_dir() / "spark-connect", args.port)
     if args.action == "start":
@@ -176,8 +185,9 @@ def _run(args: argparse.Namespace) -> int:
     elif args.action == "stop":
         print("stopped" if server.stop() else "not running")
     else:
-        up = server.pid() is not None and listening(args.port)
-        print(f"spark-connect: {'running at ' + server.remote if up else 'stopped'}")
+        up = listening(args.port)
+        started_here = " (started by `spark-connect start`)" if server.pid() else ""
+        print(f"spark-connect: {'running at ' + server.remote + started_here if up else 'stopped'}")
         return 0 if up else 1
     return 0
 

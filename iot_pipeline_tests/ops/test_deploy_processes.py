@@ -8,7 +8,8 @@ containers. Only addresses change: service names become 127.0.0.1 and free ports
 temporary directories, and the lake a local directory instead of MinIO (S3 runs are covered by the
 e2e tests). Through the webserver's GraphQL API the test launches the stream job and two runs of one
 hourly partition, and checks that every run passed through the instance's queue and that the queue
-and concurrency rules deploy/dagster.yaml holds (read from the file) were kept at every moment.
+and concurrency rules deploy/dagster.yaml holds (read from the file) were kept at every moment, and
+that the hour's run got its Spark session from the spark-connect service.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import yaml
 from iot_pipeline.ingestion.faults import FaultRates
 from iot_pipeline.ingestion.runner import Simulation, SimulationConfig
 from iot_pipeline.resources.kafka import KafkaResource
+from iot_pipeline.resources.spark import SESSION_READY
 from iot_pipeline.services.processes import free_ports
 from iot_pipeline_tests.ops.postgres import Postgres, running_postgres
 from iot_pipeline_tests.ops.support import DEPLOY, env_example_with_secrets, instance_rules, write_env_file
@@ -139,6 +141,13 @@ mutation Launch($params: ExecutionParams!) {
   }
 }
 """
+RUN_MESSAGES = """
+query Messages($runId: ID!) {
+  runOrError(runId: $runId) {
+    ... on Run { eventConnection { events { ... on MessageEvent { message } } } }
+  }
+}
+"""
 RUN_EVENTS = """
 query Events($runId: ID!) {
   runOrError(runId: $runId) { ... on Run { eventConnection { events { __typename } } } }
@@ -158,7 +167,7 @@ def test_the_deployment_runs_as_local_processes(
     home = tmp_path / "dagster_home"
     (home / "storage").mkdir(parents=True)
     shutil.copy(DEPLOY / "dagster.yaml", home / "dagster.yaml")
-    grpc_port, web_port, metrics_port = free_ports(3)
+    grpc_port, web_port, metrics_port, connect_port = free_ports(4)
     workspace = yaml.safe_load((DEPLOY / "workspace.yaml").read_text())
     (entry,) = workspace["load_from"]
     assert entry["grpc_server"]["host"] == "code-location"
@@ -187,6 +196,8 @@ def test_the_deployment_runs_as_local_processes(
         SPARK_LOCAL_IP="127.0.0.1",  # the image's ENV
     )
     assert env["DAGSTER_PG_PASSWORD"] == secrets["DAGSTER_PG_PASSWORD"]
+    assert env["IOT_SPARK_REMOTE"] == "sc://spark-connect:15002"
+    env["IOT_SPARK_REMOTE"] = f"sc://127.0.0.1:{connect_port}"
 
     # Events of one closed hour in Kafka.
     hour = (datetime.now(timezone.utc) - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
@@ -200,6 +211,30 @@ def test_the_deployment_runs_as_local_processes(
 
     topology = Topology(tmp_path)
     try:
+        # As compose does: the code location starts once the Spark Connect server is healthy.
+        connect = services["spark-connect"]["command"]
+        connect = replace_after(replace_after(connect, "--host", "127.0.0.1"), "--port", str(connect_port))
+        # Exactly the variables compose gives the server (it has no Dagster instance settings).
+        own = services["spark-connect"]["environment"]
+        connect_env = {
+            k: v for k, v in env.items() if k in own or not k.startswith(("IOT_", "AWS_", "DAGSTER_"))
+        }
+        assert not any(k.startswith("DAGSTER_") for k in own)
+        topology.start("spark-connect", connect, connect_env)
+        connect_health = replace_after(
+            services["spark-connect"]["healthcheck"]["test"][1:], "--port", str(connect_port)
+        )
+
+        def connect_healthy() -> bool:
+            check = subprocess.run(
+                [str(BIN / connect_health[0]), *connect_health[1:]],
+                env=connect_env,
+                capture_output=True,
+                timeout=60,
+            )
+            return check.returncode == 0
+
+        wait_for("the Spark Connect server's health check", connect_healthy, 240, topology)
         code_server = services["code-location"]["command"]
         code_server = replace_after(
             replace_after(code_server, "--host", "127.0.0.1"), "--port", str(grpc_port)
@@ -324,6 +359,12 @@ def test_the_deployment_runs_as_local_processes(
         )
         final = runs()
         assert final[first]["status"] == "SUCCESS", topology.log("code-location")
+        messages = [
+            e.get("message") or ""
+            for e in topology.graphql(RUN_MESSAGES, runId=first)["runOrError"]["eventConnection"]["events"]
+        ]
+        ready = [m for m in messages if m.startswith(SESSION_READY)]
+        assert ready and all(env["IOT_SPARK_REMOTE"] in m for m in ready), ready
         assert final[second]["status"] == ("CANCELED" if partition_limit == 1 else "SUCCESS")
         silver_dir = lake / "silver" / "events" / f"event_date={hour:%Y-%m-%d}" / f"event_hour={hour.hour}"
         assert any(silver_dir.glob("*.parquet"))

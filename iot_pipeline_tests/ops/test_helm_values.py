@@ -154,3 +154,25 @@ def test_run_retries_match_the_compose_instance() -> None:
     assert retries["enabled"] == instance.get("enabled", False)
     assert retries["maxRetries"] == instance.get("max_retries", 0)
     assert retries["retryOnAssetOrOpFailure"] == instance.get("retry_on_asset_or_op_failure", True)
+
+
+def test_spark_connect_manifest_runs_what_compose_runs() -> None:
+    """deploy/k8s/spark-connect.yaml: the compose service's command and health check, the chart's image
+    and Secret, and a Service on the port IOT_SPARK_REMOTE names."""
+    deployment, service = yaml.safe_load_all((DEPLOY / "k8s" / "spark-connect.yaml").read_text())
+    assert (deployment["kind"], service["kind"]) == ("Deployment", "Service")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    compose = yaml.safe_load((DEPLOY.parent / "docker-compose.yml").read_text())["services"]["spark-connect"]
+    assert container["command"] == compose["command"]
+    assert container["readinessProbe"]["exec"]["command"] == compose["healthcheck"]["test"][1:]
+    (user,) = values()["dagster-user-deployments"]["deployments"]
+    assert container["image"] == f"{user['image']['repository']}:{user['image']['tag']}"
+    assert {"secretRef": {"name": "iot-pipeline-env"}} in container["envFrom"]
+    port = int(container["command"][container["command"].index("--port") + 1])
+    assert [p["containerPort"] for p in container["ports"]] == [port]
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert [p["port"] for p in service["spec"]["ports"]] == [port]
+    assert (
+        f"IOT_SPARK_REMOTE=sc://{service['metadata']['name']}:{port}"
+        in (DEPLOY / "k8s" / "spark-connect.yaml").read_text()
+    )
