@@ -86,11 +86,10 @@ def offsets_between(
 
 
 def read_kafka_range(spark: SparkSession, kafka: KafkaResource, offsets: OffsetRange) -> DataFrame:
-    # The Java client's names for the same connection and security the confluent-kafka clients use
-    # (``client_config`` holds librdkafka names, which Spark's Java client would not understand).
+    # The same connection, security and Java client tuning as the stream's source.
     reader = (
         spark.read.format("kafka")
-        .options(**kafka.settings().spark_options())
+        .options(**kafka.spark_options())
         .option("subscribe", kafka.topic)
         .option("startingOffsets", json.dumps(offsets.starting))
         .option("endingOffsets", json.dumps(offsets.ending))

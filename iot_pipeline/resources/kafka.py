@@ -14,7 +14,7 @@ import dagster as dg
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from iot_pipeline.resources.kafka_settings import KafkaSettings, KafkaSettingsError
+from iot_pipeline.resources.kafka_settings import DEFAULT_BOOTSTRAP_SERVERS, KafkaSettings, KafkaSettingsError
 
 
 class KafkaConfigError(RuntimeError):
@@ -35,16 +35,20 @@ class KafkaResource(dg.ConfigurableResource):
     """Where the events live in Kafka.
 
     Security comes from the ``IOT_KAFKA_SECURITY_PROTOCOL``/``IOT_KAFKA_SASL_*``/``IOT_KAFKA_SSL_*``
-    variables (:mod:`iot_pipeline.resources.kafka_settings`), the same for every client.
-    ``client_config`` adds librdkafka tuning on top (never secrets: it is run config).
+    variables (:mod:`iot_pipeline.resources.kafka_settings`), the same for every client. Tuning on
+    top, never secrets (it is run config), per client library, since the two name their properties
+    differently: ``client_config`` for librdkafka (simulator, admin checks, offset lookups),
+    ``java_client_config`` for Kafka's Java client inside Spark (the stream, its quarantine sink, the
+    replay), e.g. ``{"fetch.max.bytes": "104857600"}``.
     """
 
-    bootstrap_servers: str = "127.0.0.1:9092"
+    bootstrap_servers: str = DEFAULT_BOOTSTRAP_SERVERS
     topic: str = "iot-events"
     quarantine_topic: str = "iot-events-quarantine"
     partitions: int = 3
     replication_factor: int = 1
     client_config: dict[str, str] = {}
+    java_client_config: dict[str, str] = {}
 
     def settings(self) -> KafkaSettings:
         """The connection every client uses: this resource's servers, security from the environment."""
@@ -52,6 +56,13 @@ class KafkaResource(dg.ConfigurableResource):
             return KafkaSettings.from_env(bootstrap_servers=self.bootstrap_servers)
         except KafkaSettingsError as exc:
             raise KafkaConfigError(str(exc)) from None
+
+    def spark_options(self) -> dict[str, str]:
+        """Options of Spark's Kafka source and sink: the connection and security, then the Java tuning."""
+        return {
+            **self.settings().spark_options(),
+            **{f"kafka.{k.removeprefix('kafka.')}": v for k, v in self.java_client_config.items()},
+        }
 
     def _base(self) -> dict[str, Any]:
         return {**self.settings().librdkafka(), **self.client_config}

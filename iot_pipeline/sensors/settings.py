@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 
 from iot_pipeline.assets.silver_events import LATE_MARGIN_MINUTES
-from iot_pipeline.resources.defaults import env_int_or
+from iot_pipeline.resources.env import bound, env_int
 from iot_pipeline.storage.layout import LakeLayout
 from iot_pipeline.storage.listing import LakeListing
 from iot_pipeline.storage.watermark import trusted_watermark
@@ -68,8 +68,8 @@ def default_sensor_settings() -> SensorSettingsResource:
     """Bound by the code location; ``IOT_HOUR_GRACE_MINUTES`` sets the grace period, ``IOT_SETTLE_MINUTES``
     the debounce interval of late data."""
     return SensorSettingsResource(
-        grace_minutes=env_int_or("IOT_HOUR_GRACE_MINUTES", DEFAULT_GRACE_MINUTES, minimum=0),
-        settle_minutes=env_int_or(
-            "IOT_SETTLE_MINUTES", SensorSettingsResource.model_fields["settle_minutes"].default, minimum=0
-        ),
+        **bound(
+            grace_minutes=env_int("IOT_HOUR_GRACE_MINUTES", minimum=0),
+            settle_minutes=env_int("IOT_SETTLE_MINUTES", minimum=0),
+        )
     )

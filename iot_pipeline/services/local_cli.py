@@ -32,7 +32,7 @@ from iot_pipeline.services.maven import prefetch
 from iot_pipeline.services.minio import MinioServer, ensure_binary
 from iot_pipeline.services.paths import state_dir
 from iot_pipeline.services.spark_connect import REMOTE_ENV, SparkConnectServer
-from iot_pipeline.storage.s3 import hadoop_aws_packages, s3_resource_from_env, split_s3_uri
+from iot_pipeline.storage.s3 import hadoop_aws_packages, s3_resource, split_s3_uri
 from iot_pipeline.streaming.job import STREAM_JOB
 
 
@@ -244,7 +244,7 @@ def _start_minio(env: dict[str, str], port: int) -> None:
     os.environ.update(
         {k: env[k] for k in ("IOT_S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")}
     )
-    client = s3_resource_from_env().get_client()
+    client = s3_resource().get_client()
     if bucket not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
         client.create_bucket(Bucket=bucket)
 

@@ -30,7 +30,7 @@ from iot_pipeline.storage.s3 import (
     DEFAULT_REGION,
     S3ConfigError,
     check_bucket,
-    s3_resource_from_env,
+    s3_resource,
     split_s3_uri,
 )
 
@@ -282,13 +282,13 @@ def listing_for(root: str, s3: Any = None) -> LakeListing:
 
     ``s3`` is a dagster-aws ``S3Resource`` (anything with ``get_client()`` and optionally ``endpoint_url``
     and ``region_name``) used for ``s3a://`` roots; without one it is built from the environment
-    (:func:`s3_resource_from_env`), so the same sensor code serves local and S3 lakes.
+    (:func:`s3_resource`), so the same sensor code serves local and S3 lakes.
     """
     if is_local(root):
         return LocalLakeListing()
     if urlparse(root).scheme != "s3a":
         raise S3ConfigError(f"IOT_LAKE_ROOT={root!r}: partition discovery supports local and s3a:// lakes.")
-    s3 = s3 if s3 is not None else s3_resource_from_env()
+    s3 = s3 if s3 is not None else s3_resource()
     return S3LakeListing(
         s3.get_client(),
         endpoint=getattr(s3, "endpoint_url", None) or None,

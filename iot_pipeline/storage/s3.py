@@ -13,6 +13,7 @@ import glob
 import os
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -239,19 +240,23 @@ def check_bucket(
         raise S3ConfigError(f"S3 error for {root} {where}: {code or exc}") from exc
 
 
-def s3_resource_from_env() -> Any:
-    """dagster-aws ``S3Resource`` on ``IOT_S3_ENDPOINT`` (unset = AWS) and ``AWS_REGION``, read at call time.
+def s3_resource(setting: Callable[[str], Any] | None = None) -> Any:
+    """dagster-aws ``S3Resource`` on ``IOT_S3_ENDPOINT`` (unset = AWS) and ``AWS_REGION``: the one S3
+    client of what Spark does not do (partition listings, bucket setup, the CSV export).
 
-    For code outside a Dagster run (shells, tests); Dagster code gets the ``s3`` resource of the code
-    location instead. Credentials are not passed: boto3 finds them (AWS_* variables, profile,
-    instance/container role).
+    ``setting(name)`` gives a variable's value, None when unset: the code location passes
+    ``resources.env.env_str`` (bound as ``EnvVar``); code outside Dagster (shells, tests, the local
+    stack) leaves it out and the values are read now. Credentials are not passed: boto3 finds them
+    (AWS_* variables, profile, instance/container role).
     """
     from dagster_aws.s3 import S3Resource
 
+    def read_now(name: str) -> str | None:
+        return os.environ.get(name) or None
+
+    value = setting or read_now
     return S3Resource(
-        endpoint_url=os.environ.get(ENDPOINT_ENV) or None,
-        region_name=os.environ.get("AWS_REGION") or DEFAULT_REGION,
-        max_attempts=3,
+        endpoint_url=value(ENDPOINT_ENV), region_name=value("AWS_REGION") or DEFAULT_REGION, max_attempts=3
     )
 
 
@@ -261,5 +266,5 @@ def put_text(uri: str, text: str, s3: Any = None, content_type: str = "text/plai
     ``s3`` is the code location's ``S3Resource``; without one it is built from the environment.
     """
     bucket, key = split_s3_uri(uri)
-    client = (s3 if s3 is not None else s3_resource_from_env()).get_client()
+    client = (s3 if s3 is not None else s3_resource()).get_client()
     client.put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"), ContentType=content_type)

@@ -118,9 +118,6 @@ class SparkStreamingResource(dg.ConfigurableResource):
     starting_offsets: str = "earliest"
     max_offsets_per_trigger: int | None = None
     fail_on_data_loss: bool = True
-    # Extra Spark Kafka options (Java client names, ``kafka.`` optional); security comes from the
-    # Kafka resource's settings, never from here (this is run config).
-    kafka_options: dict[str, str] = {}
     max_record_bytes: int = MAX_RECORD_BYTES_DEFAULT
     live_watermark_minutes: int = 10
     live_stats: bool = True
@@ -140,7 +137,7 @@ class SparkStreamingResource(dg.ConfigurableResource):
     def _kafka_source(self, spark: SparkSession, starting_offsets: str) -> DataFrame:
         reader = (
             spark.readStream.format("kafka")
-            .options(**self._spark_kafka_options())
+            .options(**self.kafka.spark_options())
             .option("subscribe", self.kafka.topic)
             .option("startingOffsets", starting_offsets)
             .option("failOnDataLoss", str(self.fail_on_data_loss).lower())
@@ -148,13 +145,6 @@ class SparkStreamingResource(dg.ConfigurableResource):
         if self.max_offsets_per_trigger:
             reader = reader.option("maxOffsetsPerTrigger", str(self.max_offsets_per_trigger))
         return reader.load()
-
-    def _spark_kafka_options(self) -> dict[str, str]:
-        """Connection and security of the Kafka resource (Java names), then ``kafka_options`` on top."""
-        return {
-            **self.kafka.settings().spark_options(),
-            **{k if k.startswith("kafka.") else f"kafka.{k}": v for k, v in self.kafka_options.items()},
-        }
 
     def _bronze_starting_offsets(self, resume: Resume) -> str:
         """Where a fresh bronze checkpoint starts (Spark ignores this once the checkpoint has offsets).
@@ -192,7 +182,7 @@ class SparkStreamingResource(dg.ConfigurableResource):
             (
                 bad.selectExpr("kafka_key AS key", "to_json(struct(*)) AS value")
                 .write.format("kafka")
-                .options(**self._spark_kafka_options())
+                .options(**self.kafka.spark_options())
                 .option("topic", self.kafka.quarantine_topic)
                 .save()
             )

@@ -17,10 +17,10 @@ from iot_pipeline.assets.daily_event_duration_p95 import daily_event_duration_p9
 from iot_pipeline.assets.device_minute_stats import device_minute_stats
 from iot_pipeline.assets.external import EXTERNAL_ASSETS
 from iot_pipeline.assets.silver_events import events
-from iot_pipeline.resources.defaults import s3_resource
 from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import SparkResource
+from iot_pipeline.storage.s3 import s3_resource
 
 NO_REPLAY = {"ops": {"silver__events": {"config": {"replay_missing_hours": False}}}}
 

@@ -15,9 +15,9 @@ from iot_pipeline.assets.daily_event_duration_p95 import daily_event_duration_p9
 from iot_pipeline.assets.external import EXTERNAL_ASSETS
 from iot_pipeline.assets.gold_logic import MIN_EVENTS, P95_COLUMNS
 from iot_pipeline.assets.silver_events import events
-from iot_pipeline.resources.defaults import s3_resource
 from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.resources.lake import LakeResource
+from iot_pipeline.storage.s3 import s3_resource
 from iot_pipeline.testing.bronze import (
     generate_bronze,
     reference_p95,

@@ -20,11 +20,11 @@ from iot_pipeline.checks import CHECKS
 from iot_pipeline.checks.advisory import silver_events_advisories
 from iot_pipeline.checks.gold import daily_p95_quality
 from iot_pipeline.checks.silver import device_minute_stats_quality, silver_events_quality
-from iot_pipeline.resources.defaults import s3_resource
 from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import SparkResource
 from iot_pipeline.storage.layout import LakeLayout
+from iot_pipeline.storage.s3 import s3_resource
 from iot_pipeline.testing.bronze import generate_bronze, write_bronze
 
 pytestmark = pytest.mark.spark

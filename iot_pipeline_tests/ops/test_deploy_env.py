@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pytest
 import yaml
 
@@ -233,12 +234,23 @@ def test_a_bad_value_stops_the_load_naming_the_variable(
         default_resources()
 
 
-@pytest.mark.parametrize(("text", "expected"), [("true", True), ("YES", True), ("1", True), ("off", False)])
-def test_boolean_settings_parse(text: str, expected: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    from iot_pipeline.resources.defaults import env_bool_or
+def test_unset_variables_leave_every_resource_at_its_own_field_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Defaults are declared once, on the resources' fields: the bindings add none of their own."""
+    from iot_pipeline.bindings import default_resources
+    from iot_pipeline.sensors import sensor_resources
 
-    monkeypatch.setenv("IOT_TEST_FLAG", text)
-    assert env_bool_or("IOT_TEST_FLAG", not expected) is expected
-    monkeypatch.setenv("IOT_TEST_FLAG", "maybe")
-    with pytest.raises(ValueError, match="IOT_TEST_FLAG='maybe' is not a boolean"):
-        env_bool_or("IOT_TEST_FLAG", False)
+    for key in list(os.environ):
+        if key.startswith(_OWN_PREFIXES):
+            monkeypatch.delenv(key)
+    bound = {**default_resources(), **sensor_resources()}
+    own = {n: r for n, r in bound.items() if type(r).__module__.startswith("iot_pipeline.")}
+    assert {"kafka", "lake", "spark", "streaming", "sensor_settings"} <= set(own)
+    for name, resource in own.items():
+        fields = type(resource).model_fields
+        fresh = type(resource)(**{k: getattr(resource, k) for k, f in fields.items() if f.is_required()})
+        for field in fields:
+            value = getattr(resource, field)
+            if not isinstance(value, dg.ConfigurableResource):
+                assert value == getattr(fresh, field), f"{name}.{field}"

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from iot_pipeline.resources.kafka_settings import KafkaSettings, KafkaSettingsError
+from iot_pipeline.resources.kafka import KafkaResource
+from iot_pipeline.resources.kafka_settings import ENV_VARS, KafkaSettings, KafkaSettingsError
 
 
 @pytest.fixture
@@ -103,3 +104,20 @@ def test_mutual_tls_passes_the_pem_contents_to_java(ca: Path, tmp_path: Path) ->
 def test_unusable_settings_name_the_variable(env: dict[str, str], named: str) -> None:
     with pytest.raises(KafkaSettingsError, match=named):
         KafkaSettings.from_env(env)
+
+
+def test_one_resource_gives_spark_the_connection_and_the_java_tuning(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stream's source and sink and the replay all take ``KafkaResource.spark_options()``."""
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    kafka = KafkaResource(
+        bootstrap_servers="k:9092",
+        client_config={"socket.timeout.ms": "5000"},  # librdkafka only
+        java_client_config={"fetch.max.bytes": "1048576", "kafka.request.timeout.ms": "20000"},
+    )
+    assert kafka.spark_options() == {
+        "kafka.bootstrap.servers": "k:9092",
+        "kafka.fetch.max.bytes": "1048576",
+        "kafka.request.timeout.ms": "20000",
+    }
+    assert kafka._base() == {"bootstrap.servers": "k:9092", "socket.timeout.ms": "5000"}
