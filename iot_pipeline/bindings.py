@@ -14,7 +14,7 @@ from iot_pipeline.resources.env import bound, env_float, env_int, env_str
 from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.resources.kafka_settings import KafkaSettings
 from iot_pipeline.resources.lake import LakeResource
-from iot_pipeline.resources.spark import REMOTE_ENV, SparkResource
+from iot_pipeline.resources.spark import CONNECT_WAIT_ENV, REMOTE_ENV, SparkResource
 from iot_pipeline.storage.s3 import ENDPOINT_ENV, s3_resource
 from iot_pipeline.streaming.resource import SparkStreamingResource
 
@@ -42,6 +42,7 @@ def default_resources() -> dict[str, Any]:
             s3_endpoint=env_str(ENDPOINT_ENV),
             s3_region=env_str("AWS_REGION"),
             remote=env_str(REMOTE_ENV),
+            connect_wait_seconds=env_float(CONNECT_WAIT_ENV, minimum=0),
         ),
     )
     streaming = SparkStreamingResource(

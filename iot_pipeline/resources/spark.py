@@ -44,6 +44,8 @@ SPARK_POOL = "spark"
 SESSION_READY = "Spark session ready"
 # Where a Spark Connect server for the batch runs is (sc://host:port); unset: a driver in each run.
 REMOTE_ENV = "IOT_SPARK_REMOTE"
+CONNECT_WAIT_ENV = "IOT_SPARK_CONNECT_WAIT_SECONDS"
+WAITING_FOR_SERVER = "Waiting for the Spark Connect server"
 # The port an sc:// URL without one means (Spark Connect's own default).
 CONNECT_DEFAULT_PORT = 15002
 
@@ -72,6 +74,8 @@ class SparkResource(PySparkResource):
     s3_path_style: bool = False
     # sc://host:port of a Spark Connect server for the batch runs; empty: a driver in the run's process.
     remote: str = ""
+    # How long a run waits for that server to accept connections (it may be restarting) before failing.
+    connect_wait_seconds: float = 60.0
 
     @classmethod
     def _is_dagster_maintained(cls) -> bool:
@@ -120,11 +124,7 @@ class SparkResource(PySparkResource):
         resource; trying to change them per session would fail, so they are skipped here.
         """
         try:
-            # The client retries an unreachable server for minutes; a run should fail at once instead.
-            address = urlparse(self.remote)
-            socket.create_connection(
-                (address.hostname, address.port or CONNECT_DEFAULT_PORT), timeout=10
-            ).close()
+            self._wait_for_server()
             session = SparkSession.builder.remote(self.remote).create()
             for key, value in self.session_config().items():
                 if session.conf.isModifiable(key):
@@ -135,6 +135,31 @@ class SparkResource(PySparkResource):
                 f"(`iot-pipeline spark-connect start`) or unset {REMOTE_ENV} to run Spark in the run."
             ) from exc
         return session
+
+    def _wait_for_server(self) -> None:
+        """Until the server accepts a TCP connection, for ``connect_wait_seconds`` at most.
+
+        The Spark Connect client itself retries an unreachable server for minutes; a run waits only
+        as long as a server restart takes (``make run`` restarts a server that died) and then fails.
+        """
+        address = urlparse(self.remote)
+        where = (address.hostname, address.port or CONNECT_DEFAULT_PORT)
+        deadline = time.monotonic() + self.connect_wait_seconds
+        warned = False
+        while True:
+            try:
+                socket.create_connection(where, timeout=10).close()
+                return
+            except OSError:
+                if time.monotonic() >= deadline:
+                    raise
+                if not warned:
+                    dg.get_dagster_logger().warning(
+                        f"{WAITING_FOR_SERVER} at {self.remote}: up to {self.connect_wait_seconds:.0f}s "
+                        f"({CONNECT_WAIT_ENV})"
+                    )
+                    warned = True
+                time.sleep(1)
 
     @property
     def spark_session(self) -> SparkSession:

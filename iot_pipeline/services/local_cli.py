@@ -31,7 +31,7 @@ from iot_pipeline.services.kafka_broker import KafkaBroker
 from iot_pipeline.services.maven import prefetch
 from iot_pipeline.services.minio import MinioServer, ensure_binary
 from iot_pipeline.services.paths import state_dir
-from iot_pipeline.services.spark_connect import REMOTE_ENV, SparkConnectServer
+from iot_pipeline.services.spark_connect import REMOTE_ENV, SparkConnectServer, SparkConnectServerError
 from iot_pipeline.storage.s3 import hadoop_aws_packages, s3_resource, split_s3_uri
 from iot_pipeline.streaming.job import STREAM_JOB
 
@@ -90,6 +90,15 @@ def _start_spark_connect(env: dict[str, str], port: int) -> None:
     server = _spark_connect(port)
     server.start(env)
     env[REMOTE_ENV] = server.remote
+
+
+def _keep_spark_connect(server: SparkConnectServer, env: dict[str, str]) -> None:
+    """Restart the shared server if it died; a failed restart is reported and tried again later."""
+    try:
+        if server.ensure_running({k: v for k, v in env.items() if k != REMOTE_ENV}):
+            print(f"the Spark Connect server had stopped; restarted it on {server.remote}", flush=True)
+    except SparkConnectServerError as exc:
+        print(f"the Spark Connect server is down and did not restart: {exc}", flush=True)
 
 
 def _wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes], name: str) -> None:
@@ -296,8 +305,11 @@ def up(args: argparse.Namespace) -> int:
             "Ctrl-C stops everything.",
             flush=True,
         )
+        supervised = None if args.no_spark_connect else _spark_connect(args.spark_connect_port)
         while not stop.is_set() and dagster.poll() is None:
-            stop.wait(1)
+            if supervised is not None:
+                _keep_spark_connect(supervised, env)
+            stop.wait(5)
     finally:
         _down(env, broker, args.minio_port)
     return 0

@@ -33,13 +33,22 @@ def free_port(host: str = HOST) -> int:
 
 
 def pid_alive(pid: int) -> bool:
+    """Is the process running? One that exited but was not reaped yet (a zombie) is not: a child of
+    this process is reaped here, another parent's zombie is recognised by its state in /proc."""
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
 
 
 def tail_log(path: Path, lines: int = 30) -> str:

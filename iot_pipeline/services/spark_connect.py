@@ -154,6 +154,15 @@ class SparkConnectServer:
             self.stop()
             raise
 
+    def ensure_running(self, env: Mapping[str, str] | None = None, timeout: float = 180.0) -> bool:
+        """Start the server again if its process is gone (a crash, an out-of-memory kill); True if
+        it did. Runs launched meanwhile wait for it (``SparkResource.connect_wait_seconds``)."""
+        if self.pid() is not None:
+            return False
+        self.pid_file.unlink(missing_ok=True)
+        self.start(env, timeout)
+        return True
+
     def stop(self, timeout: float = 30.0) -> bool:
         """SIGTERM the server's process group, SIGKILL it if it lingers; True if one was running."""
         pid = self.pid()

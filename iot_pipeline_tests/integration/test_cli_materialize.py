@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,9 +21,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from iot_pipeline.resources.spark import REMOTE_ENV, SESSION_READY
+from iot_pipeline.resources.spark import CONNECT_WAIT_ENV, REMOTE_ENV, SESSION_READY, WAITING_FOR_SERVER
 from iot_pipeline.services.processes import free_port
-from iot_pipeline.services.spark_connect import SparkConnectServer
+from iot_pipeline.services.spark_connect import SparkConnectServer, listening
 from iot_pipeline.testing.bronze import generate_bronze, reference_p95, write_bronze
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -130,7 +132,7 @@ def test_backfill_hours_then_their_day_as_the_runbook_does(cli_env) -> None:
 
 
 def test_a_run_whose_spark_connect_server_is_down_fails_naming_the_setting(tmp_path: Path) -> None:
-    env = {**base_env(tmp_path), REMOTE_ENV: f"sc://127.0.0.1:{free_port()}"}
+    env = {**base_env(tmp_path), REMOTE_ENV: f"sc://127.0.0.1:{free_port()}", CONNECT_WAIT_ENV: "2"}
     write_bronze(
         generate_bronze(datetime(2026, 1, 5, 10, tzinfo=timezone.utc), 1, {"door": 10}, seed=1).rows,
         tmp_path / "lake" / "bronze" / "events",
@@ -146,3 +148,45 @@ def test_a_run_whose_spark_connect_server_is_down_fails_naming_the_setting(tmp_p
         in proc.stdout + proc.stderr
     )
     assert not (tmp_path / "lake" / "silver").exists()
+
+
+def test_a_run_waits_for_a_server_that_died_while_the_supervisor_restarts_it(tmp_path: Path) -> None:
+    """What ``make run`` does when the shared server dies (an out-of-memory kill, say): its loop
+    restarts the server (``ensure_running``), and a run launched meanwhile waits for it and succeeds."""
+    env = base_env(tmp_path)
+    write_bronze(
+        generate_bronze(datetime(2026, 1, 5, 10, tzinfo=timezone.utc), 1, {"door": 40}, seed=2).rows,
+        tmp_path / "lake" / "bronze" / "events",
+    )
+    server = SparkConnectServer(tmp_path / "spark-connect", free_port())
+    server.start(env)
+    try:
+        pid = server.pid()
+        assert pid is not None and server.ensure_running(env) is False  # alive: left alone
+        os.killpg(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while listening(server.port) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not listening(server.port)
+        run_env = {**env, REMOTE_ENV: server.remote, CONNECT_WAIT_ENV: "120"}
+        proc = subprocess.Popen(
+            [DAGSTER, "asset", "materialize", "-m", "iot_pipeline.definitions", "--select", "silver/events",
+             "--partition", HOUR_KEY],
+            cwd=REPO, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        try:
+            head = []  # until the run says it waits: only then does the supervisor bring the server back
+            for line in proc.stdout:  # type: ignore[union-attr]
+                head.append(line)
+                if WAITING_FOR_SERVER in line:
+                    break
+            assert any(WAITING_FOR_SERVER in line for line in head), "".join(head)[-4000:]
+            assert server.ensure_running(env) is True and listening(server.port)
+            out = "".join(head) + proc.communicate(timeout=300)[0]
+        finally:
+            proc.kill()
+        assert proc.returncode == 0, out[-4000:]
+        assert any(SESSION_READY in line and server.remote in line for line in out.splitlines())
+        assert any((tmp_path / "lake" / "silver" / "events").rglob("*.parquet"))
+    finally:
+        server.stop()

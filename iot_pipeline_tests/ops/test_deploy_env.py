@@ -143,6 +143,7 @@ def test_every_documented_variable_set_to_a_valid_value(tmp_path: Path) -> None:
         "AWS_REGION": "eu-west-1",
         "IOT_SPARK_MASTER": "spark://spark-master:7077",
         "IOT_SPARK_REMOTE": "sc://spark-connect:15002",
+        "IOT_SPARK_CONNECT_WAIT_SECONDS": "15",
         "IOT_SPARK_RUN_LIMIT": "2",
         "IOT_STREAM_TRIGGER_SECONDS": "2.5",
         "IOT_STREAM_METRICS_PORT": "9200",
@@ -172,6 +173,7 @@ def test_every_documented_variable_set_to_a_valid_value(tmp_path: Path) -> None:
     assert resolved["lake"]["root"] == "s3a://other-bucket/lake"
     assert spark["master"] == "spark://spark-master:7077"
     assert spark["remote"] == "sc://spark-connect:15002"
+    assert spark["connect_wait_seconds"] == 15.0
     assert (spark["s3"], spark["s3_endpoint"], spark["s3_region"]) == (
         True,
         "http://objects.example:9000",
