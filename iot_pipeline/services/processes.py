@@ -63,15 +63,13 @@ def terminate(
 ) -> None:
     """SIGTERM ``pid`` (its whole process group with ``group``), SIGKILL it if it outlives ``timeout``.
 
-    Our own exited child is reaped while waiting, or its zombie would look alive.
+    ``pid_alive`` reaps our own exited child while waiting, so its zombie does not look alive.
     """
     send = os.killpg if group else os.kill
     with contextlib.suppress(ProcessLookupError):
         send(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while alive(pid) and time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
         time.sleep(0.1)
     if alive(pid):
         with contextlib.suppress(ProcessLookupError):

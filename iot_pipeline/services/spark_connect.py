@@ -159,7 +159,6 @@ class SparkConnectServer:
         it did. Runs launched meanwhile wait for it (``SparkResource.connect_wait_seconds``)."""
         if self.pid() is not None:
             return False
-        self.pid_file.unlink(missing_ok=True)
         self.start(env, timeout)
         return True
 

@@ -26,10 +26,10 @@ from pyspark.sql import functions as F
 
 from iot_pipeline.contract.rules import rules_fingerprint
 from iot_pipeline.storage import parquet_io as pio
-from iot_pipeline.storage.commits import BATCH_COLUMN, validated_batches
+from iot_pipeline.storage.commits import BATCH_COLUMN, parse_commit, validated_batches
 from iot_pipeline.storage.layout import LakeLayout
 from iot_pipeline.streaming.live import minute_partials
-from iot_pipeline.streaming.state import read_bronze_commit, write_bronze_commit
+from iot_pipeline.streaming.state import write_bronze_commit
 from iot_pipeline.streaming.validation import classify, quarantine_for_kafka, quarantine_rows, valid_rows
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -71,9 +71,10 @@ class BronzeBatchWriter:
             # commit marker, record that before anything of batch N becomes visible. The batches
             # validated under this process's rules start here unless the marker's range continues.
             first = batch_id + self.batch_base
-            same_rules = validated_batches(pio.read_text(self.layout.bronze_commit), self.rules)
+            marker = pio.read_text(self.layout.bronze_commit)
+            same_rules = validated_batches(marker, self.rules)
             self._rules_since = same_rules[0] if same_rules else first
-            if read_bronze_commit(self.layout) is None:
+            if parse_commit(marker) is None:
                 write_bronze_commit(self.layout, first - 1)
         # Cache what every write needs; the raw payload is kept for quarantined records only.
         ingest_time = datetime.fromtimestamp(started, timezone.utc).isoformat()

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from iot_pipeline.storage import parquet_io as pio
-from iot_pipeline.storage.commits import commit_document, parse_commit
+from iot_pipeline.storage.commits import commit_document
 from iot_pipeline.storage.layout import LakeLayout
 from iot_pipeline.storage.watermark import trusted_watermark, watermark_document
 
@@ -35,10 +35,6 @@ def write_bronze_commit(
     """Mark bronze batches up to ``batch`` as complete for readers, those from ``rules_since`` on as
     validated under ``rules`` (see ``storage.commits``)."""
     pio.write_text(layout.bronze_commit, commit_document(batch, rules, rules_since))
-
-
-def read_bronze_commit(layout: LakeLayout) -> int | None:
-    return parse_commit(pio.read_text(layout.bronze_commit))
 
 
 @dataclass
