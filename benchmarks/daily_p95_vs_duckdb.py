@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 from iot_pipeline.assets.daily_event_duration_p95 import daily_event_duration_p95
 from iot_pipeline.assets.external import EXTERNAL_ASSETS
 from iot_pipeline.assets.gold_logic import P95_COLUMNS
+from iot_pipeline.assets.keys import GOLD_DAILY_EVENT_DURATION_P95, SILVER_EVENTS
 from iot_pipeline.assets.silver_events import events
 from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.resources.lake import LakeResource
@@ -77,9 +78,9 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def meta(result: dg.ExecuteInProcessResult) -> dict:
-    mat = result.get_asset_materialization_events()[-1].materialization
-    return {k: v.value for k, v in mat.metadata.items()}
+def meta(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> dict:
+    mats = [e.materialization for e in result.get_asset_materialization_events() if e.asset_key == key]
+    return {k: v.value for k, v in mats[-1].metadata.items()}
 
 
 def read_gold(root: Path) -> list[dict]:
@@ -150,7 +151,7 @@ def main() -> None:
             run_config=QUIET,
             tags=dict(zip(RANGE, (f"{start:%Y-%m-%d}-00:00", f"{last}-23:00"), strict=True)),
         )
-        m = meta(r)
+        m = meta(r, SILVER_EVENTS)
         log(
             f"silver/events backfill, {args.days * 24} hours in one run: {time.perf_counter() - t:.1f}s "
             f"({m['rows_read']:,} rows read, {m['duplicates_removed']:,} duplicates removed, "
@@ -165,7 +166,7 @@ def main() -> None:
             run_config=QUIET,
             tags=dict(zip(RANGE, (first, last), strict=True)),
         )
-        return time.perf_counter() - t, meta(r)
+        return time.perf_counter() - t, meta(r, GOLD_DAILY_EVENT_DURATION_P95)
 
     spark_times = []
     for attempt in (1, 2):

@@ -38,6 +38,7 @@ import dagster as dg
 import duckdb
 
 from iot_pipeline.assets.external import EXTERNAL_ASSETS
+from iot_pipeline.assets.keys import SILVER_EVENTS
 from iot_pipeline.assets.silver_events import events
 from iot_pipeline.contract.rules import rules_fingerprint
 from iot_pipeline.resources.kafka import KafkaResource
@@ -151,7 +152,10 @@ def main() -> None:
         t = time.perf_counter()
         r = dg.materialize([*EXTERNAL_ASSETS, events], resources=res, run_config=QUIET, partition_key=key)
         took = time.perf_counter() - t
-        m = {k: v.value for k, v in r.get_asset_materialization_events()[-1].materialization.metadata.items()}
+        mat = next(
+            e.materialization for e in r.get_asset_materialization_events() if e.asset_key == SILVER_EVENTS
+        )
+        m = {k: v.value for k, v in mat.metadata.items()}
         spark_times.append(took)
         log(
             f"Spark silver/events #{attempt}: {took:.1f}s (asset {m['seconds']:.1f}s) for {m['rows_read']:,} rows "

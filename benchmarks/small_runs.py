@@ -133,7 +133,7 @@ def main() -> int:
     project = ["-m", "iot_pipeline.definitions"]
     t = time.time()
     subprocess.run(
-        [str(BIN / "dagster"), "asset", "materialize", *project, "--select", "silver/events",
+        [str(BIN / "dagster"), "asset", "materialize", *project, "--select", "silver/events,silver/event_id_index",
          "--partition-range", f"{DAY:%Y-%m-%d}-00:00...{DAY:%Y-%m-%d}-23:00"],
         env=env, cwd=REPO, check=True, capture_output=True, timeout=1800,
     )  # fmt: skip

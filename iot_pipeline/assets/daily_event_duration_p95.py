@@ -20,7 +20,13 @@ from iot_pipeline.assets.gold_logic import (
     daily_p95_all_types,
     id_groups,
 )
-from iot_pipeline.assets.keys import GOLD_DAILY_EVENT_DURATION_P95, GROUP_GOLD, OWNERS, SILVER_EVENTS
+from iot_pipeline.assets.keys import (
+    GOLD_DAILY_EVENT_DURATION_P95,
+    GROUP_GOLD,
+    OWNERS,
+    SILVER_EVENT_ID_INDEX,
+    SILVER_EVENTS,
+)
 from iot_pipeline.assets.partitions import DAILY
 from iot_pipeline.assets.silver_reader import read_silver_days
 from iot_pipeline.assets.windows import days_in
@@ -70,7 +76,7 @@ def write_outputs(
 
 @dg.asset(
     key=GOLD_DAILY_EVENT_DURATION_P95,
-    deps=[SILVER_EVENTS],
+    deps=[SILVER_EVENTS, SILVER_EVENT_ID_INDEX],
     partitions_def=DAILY,
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool=SPARK_POOL,

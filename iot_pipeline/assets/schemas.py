@@ -49,6 +49,21 @@ BRONZE_EVENTS = event_table_schema(
     *KAFKA_LINEAGE_COLUMNS, *PARTITION_COLUMNS, INGEST_BATCH, unique_event_id=False
 )
 SILVER_EVENTS = event_table_schema(*KAFKA_LINEAGE_COLUMNS, *PARTITION_COLUMNS, unique_event_id=True)
+SILVER_EVENT_ID_INDEX = dg.TableSchema(
+    columns=[
+        dg.TableColumn(
+            "file", "string", description="Name of a silver/events file of the hour.", constraints=_NOT_NULL
+        ),
+        dg.TableColumn("rows", "bigint", description="Rows in that file.", constraints=_NOT_NULL),
+        dg.TableColumn(
+            "id_hashes",
+            "array<bigint>",
+            description="64-bit hashes of the file's event_ids (xxhash64 of event_date, event_id).",
+            constraints=_NOT_NULL,
+        ),
+        *PARTITION_COLUMNS,
+    ]
+)
 
 QUARANTINE = dg.TableSchema(
     columns=[

@@ -2,6 +2,7 @@
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -13,7 +14,7 @@ from pyspark.sql import functions as F
 
 from iot_pipeline.assets import event_id_index, schemas
 from iot_pipeline.assets.freshness import SILVER_HOURLY_FRESHNESS
-from iot_pipeline.assets.keys import BRONZE_EVENTS, GROUP_SILVER, OWNERS, SILVER_EVENTS
+from iot_pipeline.assets.keys import BRONZE_EVENTS, GROUP_SILVER, OWNERS, SILVER_EVENT_ID_INDEX, SILVER_EVENTS
 from iot_pipeline.assets.partitions import HOURLY
 from iot_pipeline.assets.replay import replay_hours
 from iot_pipeline.assets.report import hour_table, md_table, ts_meta
@@ -98,12 +99,40 @@ def read_bronze(spark: SparkSession, dataset: str, inputs: dict[datetime, Bronze
     return spark.read.schema(bronze_schema()).option("basePath", dataset).parquet(*paths)
 
 
-@dg.asset(
-    key=SILVER_EVENTS,
+EVENTS_DESCRIPTION = """Every IoT event of the hour exactly once: the analyst's table of record.
+
+One partition per UTC hour of **event time**, read from bronze (what the streaming job landed).
+- **Deduplicated** on `event_id`: a resent event keeps the copy that reached Kafka first (smallest
+  Kafka timestamp, then partition, then offset).
+- **Validated** against the event contract once more (bronze should hold valid rows only; any
+  row failing is dropped and counted as `invalid_rows`).
+- **Compacted** into a few Parquet files per hour (~256 MB), sorted by device_type, device_id,
+  event_timestamp; Hive-partitioned `event_date=YYYY-MM-DD/event_hour=H` like bronze. A run
+  replaces exactly its hours.
+- **Late rows**: events that reached Kafka more than 15 minutes (configurable) after their hour
+  ended; they are in their event hour like any other row, and counted.
+- **Missing bronze hour**: rebuilt from Kafka in batch mode and written into bronze
+  (`ingest_batch=-1`), so bronze stays the single source (`replayed_hours` in the metadata).
+  An hour that has silver rows but no input left is never emptied by accident: the run fails
+  and names it, unless `allow_emptying_hours` is set.
+- **Only whole micro-batches** are read: batches the stream has not finished committing
+  (``_state/stream/bronze_commit.json``) wait for the next run.
+- **Event-id index**: the same run writes `silver/event_id_index`, this asset's second output (per
+  file: its name, rows and the 64-bit hashes of its event_ids), which lets the daily assets prove a
+  day has no event_id in two hours without hashing the day's rows again.
+"""
+INDEX_DESCRIPTION = """Per silver/events file of the hour: its name, its rows and the 64-bit hashes of its
+event_ids (one Parquet file per hour, partitioned like silver).
+
+Written by the same run as `silver/events`, from the read-back of the files just written, so the
+daily assets can prove a day has no event_id in two hours without hashing the day's rows again. An
+index row is trusted only for the exact file it names: a day whose silver files differ from the
+index is checked from its rows. Materialised alone, it is rebuilt from the silver files as they are.
+"""
+EVENTS_SPEC = dg.AssetSpec(
+    SILVER_EVENTS,
     deps=[BRONZE_EVENTS],
-    partitions_def=HOURLY,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=SPARK_POOL,
+    description=EVENTS_DESCRIPTION,
     freshness_policy=SILVER_HOURLY_FRESHNESS,  # each hour by minute 45 of the next (assets/freshness.py)
     group_name=GROUP_SILVER,
     kinds={"spark", "parquet"},
@@ -111,39 +140,59 @@ def read_bronze(spark: SparkSession, dataset: str, inputs: dict[datetime, Bronze
     code_version="2",
     metadata={"dagster/column_schema": schemas.SILVER_EVENTS, "partitioned_by": "event_date, event_hour"},
 )
+INDEX_SPEC = dg.AssetSpec(
+    SILVER_EVENT_ID_INDEX,
+    deps=[SILVER_EVENTS],
+    description=INDEX_DESCRIPTION,
+    group_name=GROUP_SILVER,
+    kinds={"spark", "parquet"},
+    owners=OWNERS,
+    code_version="1",
+    metadata={
+        "dagster/column_schema": schemas.SILVER_EVENT_ID_INDEX,
+        "partitioned_by": "event_date, event_hour",
+    },
+)
+
+
+@dg.multi_asset(
+    name="silver__events",  # the op name a single asset had: run config (ops: silver__events) is unchanged
+    specs=[EVENTS_SPEC, INDEX_SPEC],
+    can_subset=True,
+    partitions_def=HOURLY,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=SPARK_POOL,
+)
 def events(
     context: dg.AssetExecutionContext,
     config: SilverEventsConfig,
     spark: SparkResource,
     lake: LakeResource,
     kafka: KafkaResource,
-) -> dg.MaterializeResult:
-    """Every IoT event of the hour exactly once: the analyst's table of record.
+) -> Iterator[dg.MaterializeResult]:
+    """One multi-asset, because the index is a by-product of reading back the files just written.
 
-    One partition per UTC hour of **event time**, read from bronze (what the streaming job landed).
-    - **Deduplicated** on `event_id`: a resent event keeps the copy that reached Kafka first (smallest
-      Kafka timestamp, then partition, then offset).
-    - **Validated** against the event contract once more (bronze should hold valid rows only; any
-      row failing is dropped and counted as `invalid_rows`).
-    - **Compacted** into a few Parquet files per hour (~256 MB), sorted by device_type, device_id,
-      event_timestamp; Hive-partitioned `event_date=YYYY-MM-DD/event_hour=H` like bronze. A run
-      replaces exactly its hours.
-    - **Late rows**: events that reached Kafka more than 15 minutes (configurable) after their hour
-      ended; they are in their event hour like any other row, and counted.
-    - **Missing bronze hour**: rebuilt from Kafka in batch mode and written into bronze
-      (`ingest_batch=-1`), so bronze stays the single source (`replayed_hours` in the metadata).
-      An hour that has silver rows but no input left is never emptied by accident: the run fails
-      and names it, unless `allow_emptying_hours` is set.
-    - **Only whole micro-batches** are read: batches the stream has not finished committing
-      (``_state/stream/bronze_commit.json``) wait for the next run.
-    - **Event-id index**: with its files, the run writes `silver/event_id_index` (per file: its name,
-      rows and the 64-bit hashes of its event_ids), which lets the daily assets prove a day has no
-      event_id in two hours without hashing the day's rows again.
+    Subsettable: the index selected without silver is rebuilt from the silver files as they are;
+    silver selected without the index leaves the index's hours as they were. That is safe because
+    the daily asset trusts an index row only for the file it names (a stale hour's day is checked
+    from its rows), and the UI shows the index as stale.
     """
     t0 = time.monotonic()
     session = spark.spark_session
     layout = lake.layout
     hours = hours_in(context.partition_time_window)
+    with_index = SILVER_EVENT_ID_INDEX in context.selected_asset_keys
+    if SILVER_EVENTS not in context.selected_asset_keys:
+        silver = HourlyDataset(layout.silver_events)
+        present = [h for h in hours if silver.stats(h).files > 0]
+        per_hour = _index_and_stats(session, layout, hours, present, config.late_margin_minutes, True)
+        yield _index_result(layout, hours, per_hour, t0)
+        return
+    if not with_index:
+        context.log.warning(
+            "silver/event_id_index is not selected: its hours stay as they were (stale where this run "
+            "rewrites silver); the daily assets check those days from their rows"
+        )
     committed = parse_commit(pio.read_text(layout.bronze_commit))
     inputs = bronze_inputs(layout.bronze_events, hours, committed)
     missing = [h for h in hours if not inputs[h].files]
@@ -196,7 +245,7 @@ def events(
     emptied = silver.delete_emptied(hours, written)
 
     written_hours = [h for h in hours if partition_values(h) in written]
-    per_hour = _index_and_stats(session, layout, hours, written_hours, config.late_margin_minutes)
+    per_hour = _index_and_stats(session, layout, hours, written_hours, config.late_margin_minutes, with_index)
     repeated = [h for h, s in per_hour.items() if s["ids"] < s["rows"]]
     if repeated:
         # Copies of an event_id that disagree on device or event time (see compact_unique), or a
@@ -213,7 +262,9 @@ def events(
             {k: files_per_hour[k] for k in map(partition_values, repeated)},
             exact=True,
         )
-        per_hour.update(_index_and_stats(session, layout, repeated, repeated, config.late_margin_minutes))
+        per_hour.update(
+            _index_and_stats(session, layout, repeated, repeated, config.late_margin_minutes, with_index)
+        )
     rows_written = sum(s["rows"] for s in per_hour.values())
     out_stats = {h: silver.stats(h) for h in hours}
     late_rows = sum(r["late"] for r in per_hour.values())
@@ -273,7 +324,25 @@ def events(
                 ],
             )
         )
-    return dg.MaterializeResult(metadata=metadata)
+    yield dg.MaterializeResult(asset_key=SILVER_EVENTS, metadata=metadata)
+    if with_index:
+        yield _index_result(layout, hours, per_hour, t0)
+
+
+def _index_result(
+    layout: LakeLayout, hours: list[datetime], per_hour: dict[datetime, dict], t0: float
+) -> dg.MaterializeResult:
+    return dg.MaterializeResult(
+        asset_key=SILVER_EVENT_ID_INDEX,
+        metadata={
+            "dagster/row_count": sum(s["files"] for s in per_hour.values()),
+            "event_ids": sum(s["rows"] for s in per_hour.values()),
+            "hours": len(hours),
+            "hours_indexed": len(per_hour),
+            "seconds": round(time.monotonic() - t0, 3),
+            "path": layout.silver_event_id_index,
+        },
+    )
 
 
 def _write_hours(
@@ -317,12 +386,15 @@ def _index_and_stats(
     hours: list[datetime],
     written_hours: list[datetime],
     late_margin_minutes: int,
+    write_index: bool,
 ) -> dict[datetime, dict]:
-    """Replace the run's hours in the event-id index and return rows, late rows and event-time range
-    per written hour: one read of the files just written (event_id and three sorted columns)."""
+    """Files, rows, late rows, distinct ids and event-time range per written hour, from one read of
+    the files just written (event_id and three sorted columns); with ``write_index``, the run's hours
+    of the event-id index are replaced from the same read."""
     index = layout.silver_event_id_index
     if not written_hours:
-        event_id_index.replace_hours(spark, index, None, hours)
+        if write_index:
+            event_id_index.replace_hours(spark, index, None, hours)
         return {}
     df = (
         spark.read.schema(bronze_schema())
@@ -336,10 +408,12 @@ def _index_and_stats(
         F.max("event_timestamp").alias("max_ts"),
     ).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        event_id_index.replace_hours(spark, index, files, hours)
+        if write_index:
+            event_id_index.replace_hours(spark, index, files, hours)
         stats = (
             files.groupBy(*PARTITION_COLUMNS)
             .agg(
+                F.count(F.lit(1)).alias("files"),
                 F.sum(event_id_index.ROWS).alias("rows"),
                 F.sum("late").alias("late"),
                 F.size(F.array_distinct(F.flatten(F.collect_list(event_id_index.HASHES)))).alias("ids"),
@@ -348,6 +422,7 @@ def _index_and_stats(
             )
             .select(
                 *PARTITION_COLUMNS,
+                "files",
                 "rows",
                 "late",
                 "ids",

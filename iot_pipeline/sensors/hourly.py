@@ -31,6 +31,7 @@ from iot_pipeline.assets.keys import (
     GOLD_DAILY_DEVICE_TYPE_SUMMARY,
     GOLD_DAILY_EVENT_DURATION_P95,
     SILVER_DEVICE_MINUTE_STATS,
+    SILVER_EVENT_ID_INDEX,
     SILVER_EVENTS,
 )
 from iot_pipeline.assets.partitions import HOURLY, HOURLY_FORMAT
@@ -48,7 +49,7 @@ from iot_pipeline.storage.listing import (
     partition_days,
 )
 
-HOURLY_ASSETS = (SILVER_EVENTS, SILVER_DEVICE_MINUTE_STATS)
+HOURLY_ASSETS = (SILVER_EVENTS, SILVER_EVENT_ID_INDEX, SILVER_DEVICE_MINUTE_STATS)
 HOURLY_TARGET = dg.AssetSelection.assets(*HOURLY_ASSETS)
 HOUR = timedelta(hours=1)
 CURSOR_VERSION = 2

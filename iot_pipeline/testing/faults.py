@@ -351,7 +351,8 @@ def partition_key(hour: datetime) -> str:
 
 def silver_cmd(hours: list[datetime]) -> list[str]:
     return [
-        DAGSTER, "asset", "materialize", "-m", "iot_pipeline.definitions", "--select", "silver/events",
+        DAGSTER, "asset", "materialize", "-m", "iot_pipeline.definitions",
+        "--select", "silver/events,silver/event_id_index",
         "--partition-range", f"{partition_key(hours[0])}...{partition_key(hours[-1])}",
     ]  # fmt: skip
 

@@ -16,6 +16,7 @@ import pytest
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
 from iot_pipeline.assets.external import EXTERNAL_ASSETS
+from iot_pipeline.assets.keys import SILVER_EVENTS
 from iot_pipeline.assets.silver_events import events
 from iot_pipeline.contract.event import FIELD_NAMES
 from iot_pipeline.resources.lake import LakeResource
@@ -62,7 +63,9 @@ def _load_topic(kafka_resource, batch) -> None:
 
 
 def _meta(result: dg.ExecuteInProcessResult) -> dict:
-    mat = result.get_asset_materialization_events()[0].materialization
+    mat = next(
+        e.materialization for e in result.get_asset_materialization_events() if e.asset_key == SILVER_EVENTS
+    )
     return {k: v.value for k, v in mat.metadata.items()}
 
 

@@ -151,7 +151,9 @@ def test_multi_hour_range_is_one_run_and_overwrites_only_its_hours(spark_resourc
 
     result = materialize([events], res, rng=("2026-02-03-22:00", "2026-02-04-00:00"))
     assert result.success
-    assert len(result.get_asset_materialization_events()) == 3  # one run, three partitions
+    mats = [m.asset_key.to_user_string() for m in result.get_asset_materialization_events()]
+    # one run, three partitions of silver and of its event-id index
+    assert sorted(mats) == ["silver/event_id_index"] * 3 + ["silver/events"] * 3
     m = meta(result, "silver/events")
     assert m["hours"] == 3 and m["rows_written"] == 1500 and m["duplicates_removed"] == batch.duplicates
     per_hour = {}

@@ -95,7 +95,7 @@ def test_backfill_hours_then_their_day_as_the_runbook_does(cli_env) -> None:
 
     silver = run(
         ["asset", "materialize", "-m", "iot_pipeline.definitions",
-         "--select", "silver/events,silver/device_minute_stats",
+         "--select", "silver/events,silver/event_id_index,silver/device_minute_stats",
          "--partition-range", f"{HOUR_KEY}...{LAST_HOUR_KEY}"],
         cli_env["env"],
     )  # fmt: skip
@@ -107,11 +107,10 @@ def test_backfill_hours_then_their_day_as_the_runbook_does(cli_env) -> None:
         )
         assert len(files) == 1, f"hour {hour}: one compacted file expected, got {files}"
         ids += pq.read_table(files[0], columns=["event_id"])["event_id"].to_pylist()
-        assert list(
-            (lake / "silver" / "device_minute_stats" / f"event_date={DAY}" / f"event_hour={hour}").glob(
-                "*.parquet"
+        for dataset in ("device_minute_stats", "event_id_index"):
+            assert list(
+                (lake / "silver" / dataset / f"event_date={DAY}" / f"event_hour={hour}").glob("*.parquet")
             )
-        )
     assert len(ids) == len(set(ids)) == batch.unique.num_rows == 820
 
     gold = run(

@@ -16,6 +16,7 @@ import pytest
 from iot_pipeline.assets.event_id_index import distinct_ids_by_day
 from iot_pipeline.assets.external import EXTERNAL_ASSETS
 from iot_pipeline.assets.gold_logic import P95_INPUT_COLUMNS, daily_p95_all_types
+from iot_pipeline.assets.keys import SILVER_EVENT_ID_INDEX, SILVER_EVENTS
 from iot_pipeline.assets.silver_events import events
 from iot_pipeline.assets.silver_reader import SilverDays, read_silver_days
 from iot_pipeline.resources.kafka import KafkaResource
@@ -33,15 +34,20 @@ NO_REPLAY = {
 }
 
 
-def _silver_run(root: Path, spark_resource, first: str, last: str) -> None:
+def _silver_run(
+    root: Path, spark_resource, first: str, last: str, selection: list[dg.AssetKey] | None = None
+) -> list[str]:
+    """One run of the silver multi-asset (both outputs unless ``selection``); the keys it reported."""
     res = {"spark": spark_resource, "lake": LakeResource(root=str(root)), "kafka": KafkaResource()}
     result = dg.materialize(
         [*EXTERNAL_ASSETS, events],
         resources=res,
         run_config=NO_REPLAY,
         tags=dict(zip(RANGE, (first, last), strict=True)),
+        selection=selection,
     )
     assert result.success
+    return sorted(e.asset_key.to_user_string() for e in result.get_asset_materialization_events())
 
 
 def _read(spark, root: Path) -> tuple[SilverDays, dict[str, bool]]:
@@ -169,3 +175,31 @@ def test_a_day_file_of_the_earlier_layout_is_replaced_when_an_hour_is_written(
     assert _read(spark, tmp_path)[1] == {}
     _silver_run(tmp_path, spark_resource, f"{DAY}-00:00", f"{DAY}-02:00")
     assert _read(spark, tmp_path)[1] == {DAY: True}
+
+
+def test_silver_alone_leaves_the_index_stale_and_the_index_alone_rebuilds_it(
+    spark, spark_resource, tmp_path: Path
+) -> None:
+    """The multi-asset is subsettable: `--select silver/events` rewrites the hour's files without its
+    index, so the day gets no verdict from the index (checked from its rows); selecting the index
+    alone rebuilds it from the files as they are, and the day is proved again."""
+    _three_silver_hours(tmp_path, spark_resource, repeat_across_hours=False)
+    before = set(_index(tmp_path)["file"].to_pylist())
+
+    hour = f"{DAY}-01:00"
+    assert _silver_run(tmp_path, spark_resource, hour, hour, [SILVER_EVENTS]) == ["silver/events"]
+    silver, verdicts = _read(spark, tmp_path)
+    assert verdicts == {}
+    assert set(_index(tmp_path)["file"].to_pylist()) == before  # untouched, so stale for hour 1
+    assert silver.files_by_hour[(DAY, 1)].isdisjoint(before)
+
+    assert _silver_run(tmp_path, spark_resource, hour, hour, [SILVER_EVENT_ID_INDEX]) == [
+        "silver/event_id_index"
+    ]
+    silver, verdicts = _read(spark, tmp_path)
+    assert verdicts == {DAY: True}
+    index = _index(tmp_path)
+    assert {
+        f for f, h in zip(index["file"].to_pylist(), index["event_hour"].to_pylist(), strict=True) if h == 1
+    } == set(silver.files_by_hour[(DAY, 1)])
+    assert sum(index["rows"].to_pylist()) == silver.df.count()

@@ -66,7 +66,7 @@ def test_runbook_commands_are_documented() -> None:
         "iot-pipeline checkpoint lag --max-lag 100000",
         "iot-pipeline checkpoint reset",
         "iot-pipeline checkpoint reset --from earliest",
-        "--select silver/events,silver/device_minute_stats",
+        "--select silver/events,silver/event_id_index,silver/device_minute_stats",
         "--partition-range 2026-11-20-00:00...2026-11-20-23:00",
         "--select gold/daily_event_duration_p95,gold/daily_device_type_summary --partition 2026-11-20",
     ):

@@ -27,6 +27,7 @@ ASSETS = {
     "bronze/quarantine": ("ingestion", {"spark", "parquet"}),
     "live/device_type_minute_stats": ("ingestion", {"spark", "parquet"}),
     "silver/events": ("silver", {"spark", "parquet"}),
+    "silver/event_id_index": ("silver", {"spark", "parquet"}),
     "silver/device_minute_stats": ("silver", {"spark", "parquet"}),
     "gold/daily_event_duration_p95": ("gold", {"spark", "parquet", "csv"}),
     "gold/daily_device_type_summary": ("gold", {"spark", "parquet"}),
@@ -119,8 +120,9 @@ def test_p95_page_shows_description_columns_checks_and_upstream_to_kafka(
         for i in range(page.locator("foreignObject").count())
     ]
     nodes = sorted(n.split("Latest event")[0] for n in names if "Latest event" in n)
-    # p95 <- silver/events <- bronze/events <- kafka/iot_events; nothing downstream, no quarantine
-    assert nodes == ["daily_event_duration_p95", "events", "events", "iot_events"], nodes
+    # p95 <- silver/events (and its event_id_index) <- bronze/events <- kafka/iot_events; nothing
+    # downstream, no quarantine
+    assert nodes == ["daily_event_duration_p95", "event_id_index", "events", "events", "iot_events"], nodes
     page.shots("upstream-lineage")
 
 

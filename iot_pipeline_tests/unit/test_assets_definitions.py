@@ -40,8 +40,9 @@ def test_lineage_reads_kafka_bronze_silver_gold(graph) -> None:
         "bronze/quarantine": {"kafka/iot_events"},
         "live/device_type_minute_stats": {"kafka/iot_events"},
         "silver/events": {"bronze/events"},
+        "silver/event_id_index": {"silver/events"},
         "silver/device_minute_stats": {"silver/events"},
-        "gold/daily_event_duration_p95": {"silver/events"},
+        "gold/daily_event_duration_p95": {"silver/events", "silver/event_id_index"},
         "gold/daily_device_type_summary": {"silver/events"},
     }
 
@@ -64,9 +65,9 @@ def test_every_asset_is_documented_for_the_ui(graph) -> None:
 
 
 def test_materializable_assets_are_partitioned_single_run_and_versioned(graph) -> None:
-    for key, partitions in [(k, HOURLY) for k in (K.SILVER_EVENTS, K.SILVER_DEVICE_MINUTE_STATS)] + [
-        (k, DAILY) for k in K.DAILY_KEYS
-    ]:
+    for key, partitions in [
+        (k, HOURLY) for k in (K.SILVER_EVENTS, K.SILVER_EVENT_ID_INDEX, K.SILVER_DEVICE_MINUTE_STATS)
+    ] + [(k, DAILY) for k in K.DAILY_KEYS]:
         node = graph.get(key)
         assert node.is_materializable and node.partitions_def == partitions, key
         assert node.backfill_policy == dg.BackfillPolicy.single_run(), key

@@ -18,7 +18,12 @@ from dagster import DagsterRunStatus
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from dagster_aws.s3 import S3Resource
 
-from iot_pipeline.assets.keys import GOLD_DAILY_EVENT_DURATION_P95, SILVER_DEVICE_MINUTE_STATS, SILVER_EVENTS
+from iot_pipeline.assets.keys import (
+    GOLD_DAILY_EVENT_DURATION_P95,
+    SILVER_DEVICE_MINUTE_STATS,
+    SILVER_EVENT_ID_INDEX,
+    SILVER_EVENTS,
+)
 from iot_pipeline.assets.partitions import DAILY, HOURLY
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.sensors import SENSORS
@@ -143,7 +148,11 @@ def test_lone_closed_hours_are_runs_and_a_range_is_one_backfill(tmp_path: Path, 
     assert not lone.run_config  # the code location's in-process executor: one Spark session per run
     assert lone.tags[DAY_TAG] == key(RECENT - timedelta(hours=3))[:10]
     assert ranged.asset_graph_subset is not None and ranged.run_key is None
-    assert set(ranged.asset_graph_subset.asset_keys) == {SILVER_EVENTS, SILVER_DEVICE_MINUTE_STATS}
+    assert set(ranged.asset_graph_subset.asset_keys) == {
+        SILVER_EVENTS,
+        SILVER_EVENT_ID_INDEX,
+        SILVER_DEVICE_MINUTE_STATS,
+    }
 
 
 def test_nothing_new_keeps_the_cursor_stable(tmp_path: Path, instance) -> None:

@@ -61,4 +61,4 @@ def test_every_spark_asset_is_in_the_spark_pool() -> None:
         for key in asset.keys
     }
     spark_assets = {k for k in pools if k.startswith(("silver/", "gold/"))}
-    assert len(spark_assets) == 4 and all(pools[k] == {SPARK_POOL} for k in spark_assets)
+    assert len(spark_assets) == 5 and all(pools[k] == {SPARK_POOL} for k in spark_assets)
