@@ -4,15 +4,14 @@ import time
 
 import dagster as dg
 
-from iot_pipeline.assets import schemas
 from iot_pipeline.assets.gold_logic import daily_device_type_summary as summarize
-from iot_pipeline.assets.keys import GOLD_DAILY_DEVICE_TYPE_SUMMARY, GROUP_GOLD, OWNERS, SILVER_EVENTS
-from iot_pipeline.assets.partitions import DAILY
+from iot_pipeline.assets.keys import GOLD_DAILY_DEVICE_TYPE_SUMMARY, SILVER_EVENTS
+from iot_pipeline.assets.lake_assets import lake_asset
 from iot_pipeline.assets.report import md_table
 from iot_pipeline.assets.silver_reader import read_silver_days
 from iot_pipeline.assets.windows import days_in
 from iot_pipeline.resources.lake import LakeResource
-from iot_pipeline.resources.spark import SPARK_POOL, SparkResource
+from iot_pipeline.resources.spark import SparkResource
 from iot_pipeline.storage.datasets import DailyDataset
 
 _SOURCE_COLUMNS = [
@@ -26,18 +25,7 @@ _SOURCE_COLUMNS = [
 ]
 
 
-@dg.asset(
-    key=GOLD_DAILY_DEVICE_TYPE_SUMMARY,
-    deps=[SILVER_EVENTS],
-    partitions_def=DAILY,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=SPARK_POOL,
-    group_name=GROUP_GOLD,
-    kinds={"spark", "parquet"},
-    owners=OWNERS,
-    code_version="1",
-    metadata={"dagster/column_schema": schemas.DAILY_DEVICE_TYPE_SUMMARY, "partitioned_by": "event_date"},
-)
+@lake_asset(GOLD_DAILY_DEVICE_TYPE_SUMMARY, deps=[SILVER_EVENTS], code_version="1")
 def daily_device_type_summary(
     context: dg.AssetExecutionContext, spark: SparkResource, lake: LakeResource
 ) -> dg.MaterializeResult:

@@ -22,16 +22,14 @@ from iot_pipeline.assets.gold_logic import (
 )
 from iot_pipeline.assets.keys import (
     GOLD_DAILY_EVENT_DURATION_P95,
-    GROUP_GOLD,
-    OWNERS,
     SILVER_EVENT_ID_INDEX,
     SILVER_EVENTS,
 )
-from iot_pipeline.assets.partitions import DAILY
+from iot_pipeline.assets.lake_assets import lake_asset
 from iot_pipeline.assets.silver_reader import read_silver_days
 from iot_pipeline.assets.windows import days_in
 from iot_pipeline.resources.lake import LakeResource
-from iot_pipeline.resources.spark import SPARK_POOL, SparkResource
+from iot_pipeline.resources.spark import SparkResource
 from iot_pipeline.storage.datasets import DailyDataset
 from iot_pipeline.storage.layout import LakeLayout, is_local, local_path
 from iot_pipeline.storage.s3 import put_text
@@ -74,17 +72,11 @@ def write_outputs(
     return paths
 
 
-@dg.asset(
-    key=GOLD_DAILY_EVENT_DURATION_P95,
+@lake_asset(
+    GOLD_DAILY_EVENT_DURATION_P95,
     deps=[SILVER_EVENTS, SILVER_EVENT_ID_INDEX],
-    partitions_def=DAILY,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=SPARK_POOL,
-    group_name=GROUP_GOLD,
-    kinds={"spark", "parquet", "csv"},
-    owners=OWNERS,
     code_version="4",
-    metadata={"dagster/column_schema": schemas.DAILY_EVENT_DURATION_P95, "partitioned_by": "event_date"},
+    kinds={"csv"},
     freshness_policy=DAILY_P95_FRESHNESS,  # by 02:00 UTC for the day before (assets/freshness.py)
 )
 def daily_event_duration_p95(

@@ -6,33 +6,18 @@ import dagster as dg
 from pyspark.sql import Observation
 from pyspark.sql import functions as F
 
-from iot_pipeline.assets import schemas
-from iot_pipeline.assets.keys import GROUP_SILVER, OWNERS, SILVER_DEVICE_MINUTE_STATS, SILVER_EVENTS
-from iot_pipeline.assets.partitions import HOURLY
+from iot_pipeline.assets.keys import SILVER_DEVICE_MINUTE_STATS, SILVER_EVENTS
+from iot_pipeline.assets.lake_assets import lake_asset
 from iot_pipeline.assets.silver_logic import device_minute_stats as minute_stats
 from iot_pipeline.assets.windows import hours_in
 from iot_pipeline.contract.spark_schema import PARTITION_COLUMNS, bronze_schema
 from iot_pipeline.resources.lake import LakeResource
-from iot_pipeline.resources.spark import SPARK_POOL, SparkResource
+from iot_pipeline.resources.spark import SparkResource
 from iot_pipeline.storage import parquet_io as pio
 from iot_pipeline.storage.datasets import HourlyDataset
 
 
-@dg.asset(
-    key=SILVER_DEVICE_MINUTE_STATS,
-    deps=[SILVER_EVENTS],
-    partitions_def=HOURLY,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=SPARK_POOL,
-    group_name=GROUP_SILVER,
-    kinds={"spark", "parquet"},
-    owners=OWNERS,
-    code_version="1",
-    metadata={
-        "dagster/column_schema": schemas.DEVICE_MINUTE_STATS,
-        "partitioned_by": "event_date, event_hour",
-    },
-)
+@lake_asset(SILVER_DEVICE_MINUTE_STATS, deps=[SILVER_EVENTS], code_version="1")
 def device_minute_stats(
     context: dg.AssetExecutionContext, spark: SparkResource, lake: LakeResource
 ) -> dg.MaterializeResult:

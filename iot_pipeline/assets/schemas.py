@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from iot_pipeline.assets import keys
 from iot_pipeline.contract.dagster_schema import event_table_schema
 
 _NOT_NULL = dg.TableColumnConstraints(nullable=False)
@@ -173,3 +174,12 @@ DAILY_DEVICE_TYPE_SUMMARY = dg.TableSchema(
         _col("weak_signal_events", "bigint", "Events with signal_strength < -90.", False),
     ]
 )
+
+# The schema each materialisable asset shows, by key (``assets/lake_assets.py`` reads it).
+BY_ASSET = {
+    keys.SILVER_EVENTS: SILVER_EVENTS,
+    keys.SILVER_EVENT_ID_INDEX: SILVER_EVENT_ID_INDEX,
+    keys.SILVER_DEVICE_MINUTE_STATS: DEVICE_MINUTE_STATS,
+    keys.GOLD_DAILY_EVENT_DURATION_P95: DAILY_EVENT_DURATION_P95,
+    keys.GOLD_DAILY_DEVICE_TYPE_SUMMARY: DAILY_DEVICE_TYPE_SUMMARY,
+}

@@ -12,10 +12,10 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from iot_pipeline.assets import event_id_index, schemas
+from iot_pipeline.assets import event_id_index
 from iot_pipeline.assets.freshness import SILVER_HOURLY_FRESHNESS
-from iot_pipeline.assets.keys import BRONZE_EVENTS, GROUP_SILVER, OWNERS, SILVER_EVENT_ID_INDEX, SILVER_EVENTS
-from iot_pipeline.assets.partitions import HOURLY
+from iot_pipeline.assets.keys import BRONZE_EVENTS, SILVER_EVENT_ID_INDEX, SILVER_EVENTS
+from iot_pipeline.assets.lake_assets import lake_spec, run_settings
 from iot_pipeline.assets.replay import replay_hours
 from iot_pipeline.assets.report import hour_table, md_table, ts_meta
 from iot_pipeline.assets.silver_logic import bronze_columns, compact_unique, deduplicate, is_late, valid_event
@@ -24,7 +24,7 @@ from iot_pipeline.contract.rules import rules_fingerprint
 from iot_pipeline.contract.spark_schema import PARTITION_COLUMNS, bronze_schema
 from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.resources.lake import LakeResource
-from iot_pipeline.resources.spark import SPARK_POOL, SparkResource
+from iot_pipeline.resources.spark import SparkResource
 from iot_pipeline.storage import parquet_io as pio
 from iot_pipeline.storage.commits import (
     BATCH_COLUMN,
@@ -129,29 +129,15 @@ daily assets can prove a day has no event_id in two hours without hashing the da
 index row is trusted only for the exact file it names: a day whose silver files differ from the
 index is checked from its rows. Materialised alone, it is rebuilt from the silver files as they are.
 """
-EVENTS_SPEC = dg.AssetSpec(
+EVENTS_SPEC = lake_spec(
     SILVER_EVENTS,
     deps=[BRONZE_EVENTS],
+    code_version="2",
     description=EVENTS_DESCRIPTION,
     freshness_policy=SILVER_HOURLY_FRESHNESS,  # each hour by minute 45 of the next (assets/freshness.py)
-    group_name=GROUP_SILVER,
-    kinds={"spark", "parquet"},
-    owners=OWNERS,
-    code_version="2",
-    metadata={"dagster/column_schema": schemas.SILVER_EVENTS, "partitioned_by": "event_date, event_hour"},
 )
-INDEX_SPEC = dg.AssetSpec(
-    SILVER_EVENT_ID_INDEX,
-    deps=[SILVER_EVENTS],
-    description=INDEX_DESCRIPTION,
-    group_name=GROUP_SILVER,
-    kinds={"spark", "parquet"},
-    owners=OWNERS,
-    code_version="1",
-    metadata={
-        "dagster/column_schema": schemas.SILVER_EVENT_ID_INDEX,
-        "partitioned_by": "event_date, event_hour",
-    },
+INDEX_SPEC = lake_spec(
+    SILVER_EVENT_ID_INDEX, deps=[SILVER_EVENTS], code_version="1", description=INDEX_DESCRIPTION
 )
 
 
@@ -159,9 +145,7 @@ INDEX_SPEC = dg.AssetSpec(
     name="silver__events",  # the op name a single asset had: run config (ops: silver__events) is unchanged
     specs=[EVENTS_SPEC, INDEX_SPEC],
     can_subset=True,
-    partitions_def=HOURLY,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=SPARK_POOL,
+    **run_settings(SILVER_EVENTS),
 )
 def events(
     context: dg.AssetExecutionContext,

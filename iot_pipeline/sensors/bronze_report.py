@@ -18,7 +18,6 @@ bounded whatever the lake's age. The sensor requests no runs.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -27,12 +26,11 @@ from typing import Any
 import dagster as dg
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-from dagster_aws.s3 import S3Resource
 
 from iot_pipeline.assets.keys import BRONZE_EVENTS
 from iot_pipeline.assets.partitions import HOURLY, HOURLY_FORMAT
-from iot_pipeline.resources.lake import LakeResource
-from iot_pipeline.sensors.settings import SensorSettingsResource
+from iot_pipeline.sensors.cursor import dump_cursor, load_cursor
+from iot_pipeline.sensors.lake_sensor import Tick, lake_sensor
 from iot_pipeline.storage.commits import REPLAY_BATCH, batch_of, committed_batch, is_visible
 from iot_pipeline.storage.layout import hour_partition_dir
 from iot_pipeline.storage.listing import (
@@ -206,23 +204,12 @@ def _state(fp: HourFingerprint, closed: bool) -> str:
     return f"{fp.token}{'c' if closed else 'o'}"
 
 
-def evaluate_bronze_report(
-    context: dg.SensorEvaluationContext,
-    lake: LakeResource,
-    settings: SensorSettingsResource,
-    now: datetime | None = None,
-    s3: S3Resource | None = None,
-) -> dg.SensorResult:
-    now = now or datetime.now(timezone.utc)
+def evaluate_bronze_report(context: dg.SensorEvaluationContext, tick: Tick) -> dg.SensorResult:
+    lake, settings, now, s3 = tick.lake, tick.settings, tick.now, tick.s3
     layout = lake.layout
     dataset = layout.bronze_events
     listing: LakeListing = listing_for(layout.root, s3)
-    try:
-        doc = json.loads(context.cursor) if context.cursor else {}
-    except json.JSONDecodeError:
-        doc = {}
-    if not isinstance(doc, dict) or doc.get("v") != CURSOR_VERSION:
-        doc = {}
+    doc = load_cursor(context.cursor, CURSOR_VERSION)
     reported: dict[str, str] = {str(k): str(v) for k, v in (doc.get("hours") or {}).items()}
     kept: dict[str, HourSummary] = {
         str(k): summary
@@ -287,19 +274,19 @@ def evaluate_bronze_report(
             kept[key] = keep
 
     floor = _key(lookback_start)
-    cursor = {
-        "v": CURSOR_VERSION,
-        "scan": scan,
-        "hours": {k: v for k, v in sorted(reported.items()) if k >= floor},
-        "sums": {k: v.to_cursor() for k, v in sorted(kept.items()) if k >= keep_from},
-    }
+    cursor = dump_cursor(
+        CURSOR_VERSION,
+        scan=scan,
+        hours={k: v for k, v in sorted(reported.items()) if k >= floor},
+        sums={k: v.to_cursor() for k, v in sorted(kept.items()) if k >= keep_from},
+    )
     if skipped:
         notes.append(f"skipped unusable directories: {', '.join(sorted(skipped)[:5])}")
     summary = f"bronze hours listed={len(fingerprints)} reported={reports} scan={scan}"
     context.log.info(summary + ("; " + "; ".join(notes) if notes else ""))
     return dg.SensorResult(
         skip_reason=None if reports else f"No bronze hour changed: {summary}",
-        cursor=json.dumps(cursor, separators=(",", ":")),
+        cursor=cursor,
     )
 
 
@@ -307,18 +294,11 @@ def _unique(hours: Iterable[datetime]) -> list[datetime]:
     return sorted(set(hours))
 
 
-@dg.sensor(
+bronze_report_sensor = lake_sensor(
+    evaluate_bronze_report,
     name="bronze_report_sensor",
     description="Records every bronze/events hour the streaming job lands (new rows, late rows, closed) "
     "as a runless materialisation with its files, bytes, rows, newest event time and Kafka offsets, "
     "so the UI's partitions and freshness of bronze reflect the lake. Requests no runs.",
     minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
 )
-def bronze_report_sensor(
-    context: dg.SensorEvaluationContext,
-    lake: LakeResource,
-    sensor_settings: SensorSettingsResource,
-    s3: S3Resource,
-) -> dg.SensorResult:
-    return evaluate_bronze_report(context, lake, sensor_settings, s3=s3)

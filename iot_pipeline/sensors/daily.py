@@ -14,12 +14,10 @@ so a day never builds on an hour that failed one. The run key is ``<day>:<newest
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
-from dagster_aws.s3 import S3Resource
 
 from iot_pipeline.assets.keys import (
     GOLD_DAILY_DEVICE_TYPE_SUMMARY,
@@ -28,8 +26,8 @@ from iot_pipeline.assets.keys import (
     SILVER_EVENTS,
 )
 from iot_pipeline.assets.partitions import DAILY
-from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.sensors.catchup import make_request, request_groups
+from iot_pipeline.sensors.cursor import dump_cursor, dump_marks, load_cursor, load_marks
 from iot_pipeline.sensors.history import (
     FINISHED_BAD,
     FINISHED_OK,
@@ -38,8 +36,8 @@ from iot_pipeline.sensors.history import (
     run_statuses,
 )
 from iot_pipeline.sensors.hourly import hour_key
+from iot_pipeline.sensors.lake_sensor import Tick, lake_sensor
 from iot_pipeline.sensors.requests import Request, busy_partitions, load_requests, outcomes, settle
-from iot_pipeline.sensors.settings import SensorSettingsResource
 from iot_pipeline.storage.listing import hours_of_days, listing_for
 
 DAILY_ASSETS = (GOLD_DAILY_EVENT_DURATION_P95, GOLD_DAILY_DEVICE_TYPE_SUMMARY)
@@ -63,26 +61,21 @@ class DayCursor:
 
     @classmethod
     def parse(cls, raw: str | None) -> DayCursor:
-        try:
-            doc = json.loads(raw) if raw else None
-        except json.JSONDecodeError:
-            doc = None
-        if not isinstance(doc, dict) or doc.get("v") != CURSOR_VERSION:
-            return cls()
-        days = {str(k): [str(v[0]), float(v[1])] for k, v in (doc.get("days") or {}).items()}
+        doc = load_cursor(raw, CURSOR_VERSION)
         pending, requests = set(doc.get("pending") or []), load_requests(doc.get("requests"))
-        return cls(doc.get("after"), pending, requests, days, str(doc.get("rotate") or ""))
+        return cls(
+            doc.get("after"), pending, requests, load_marks(doc.get("days")), str(doc.get("rotate") or "")
+        )
 
     def dump(self) -> str:
-        doc = {
-            "v": CURSOR_VERSION,
-            "after": self.after,
-            "pending": sorted(self.pending),
-            "requests": [r.dump() for r in self.requests],
-            "days": {k: [v[0], round(v[1], 1)] for k, v in sorted(self.days.items())},
-            "rotate": self.rotate,
-        }
-        return json.dumps(doc, separators=(",", ":"))
+        return dump_cursor(
+            CURSOR_VERSION,
+            after=self.after,
+            pending=sorted(self.pending),
+            requests=[r.dump() for r in self.requests],
+            days=dump_marks(self.days),
+            rotate=self.rotate,
+        )
 
 
 def day_of(hour_partition: str) -> str:
@@ -120,14 +113,8 @@ def day_readiness(
     return "ready", max(m.storage_id for m in mats), f"{len(required)} hour(s) with data"
 
 
-def evaluate_days(
-    context: dg.SensorEvaluationContext,
-    lake: LakeResource,
-    settings: SensorSettingsResource,
-    now: datetime | None = None,
-    s3: S3Resource | None = None,
-) -> dg.SensorResult:
-    now = now or datetime.now(timezone.utc)
+def evaluate_days(context: dg.SensorEvaluationContext, tick: Tick) -> dg.SensorResult:
+    lake, settings, now, s3 = tick.lake, tick.settings, tick.now, tick.s3
     t = now.timestamp()
     instance = context.instance
     cursor = DayCursor.parse(context.cursor)
@@ -238,18 +225,11 @@ def evaluate_days(
     return dg.SensorResult(run_requests=requests, cursor=cursor.dump())
 
 
-@dg.sensor(
+daily_rollup_sensor = lake_sensor(
+    evaluate_days,
     name="daily_rollup_sensor",
     description="Materialises the daily gold assets of a closed day once its hours are materialised "
     "(and their runs, blocking checks included, succeeded), and again whenever one of its hours changes.",
     asset_selection=DAILY_TARGET,
     minimum_interval_seconds=60,
-    default_status=dg.DefaultSensorStatus.RUNNING,
 )
-def daily_rollup_sensor(
-    context: dg.SensorEvaluationContext,
-    lake: LakeResource,
-    sensor_settings: SensorSettingsResource,
-    s3: S3Resource,
-) -> dg.SensorResult:
-    return evaluate_days(context, lake, sensor_settings, s3=s3)

@@ -19,13 +19,11 @@ The cursor holds only recent hours and open requests: bounded, whatever the lake
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 from dagster import DagsterEventType
-from dagster_aws.s3 import S3Resource
 
 from iot_pipeline.assets.keys import (
     GOLD_DAILY_DEVICE_TYPE_SUMMARY,
@@ -35,9 +33,10 @@ from iot_pipeline.assets.keys import (
     SILVER_EVENTS,
 )
 from iot_pipeline.assets.partitions import HOURLY, HOURLY_FORMAT
-from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.sensors.catchup import make_request, request_groups
+from iot_pipeline.sensors.cursor import dump_cursor, dump_marks, load_cursor, load_marks
 from iot_pipeline.sensors.history import latest_materializations
+from iot_pipeline.sensors.lake_sensor import Tick, lake_sensor
 from iot_pipeline.sensors.requests import Request, busy_partitions, load_requests, outcomes, settle
 from iot_pipeline.sensors.settings import SensorSettingsResource
 from iot_pipeline.storage.commits import committed_batch
@@ -74,23 +73,16 @@ class HourCursor:
 
     @classmethod
     def parse(cls, raw: str | None) -> HourCursor:
-        try:
-            doc = json.loads(raw) if raw else None
-        except json.JSONDecodeError:
-            doc = None
-        if not isinstance(doc, dict) or doc.get("v") != CURSOR_VERSION:
-            return cls()
-        hours = {str(k): [str(v[0]), float(v[1])] for k, v in (doc.get("hours") or {}).items()}
-        return cls(hours, load_requests(doc.get("requests")), doc.get("scan"))
+        doc = load_cursor(raw, CURSOR_VERSION)
+        return cls(load_marks(doc.get("hours")), load_requests(doc.get("requests")), doc.get("scan"))
 
     def dump(self) -> str:
-        doc = {
-            "v": CURSOR_VERSION,
-            "scan": self.scan,
-            "hours": {k: [v[0], round(v[1], 1)] for k, v in sorted(self.hours.items())},
-            "requests": [r.dump() for r in self.requests],
-        }
-        return json.dumps(doc, separators=(",", ":"))
+        return dump_cursor(
+            CURSOR_VERSION,
+            scan=self.scan,
+            hours=dump_marks(self.hours),
+            requests=[r.dump() for r in self.requests],
+        )
 
     def done(self, key: str) -> str:
         return self.hours.get(key, ["", 0.0])[0]
@@ -137,14 +129,8 @@ def _history(
     return [h for h in hours if hour_key(h) not in materialised]
 
 
-def evaluate_bronze_hours(
-    context: dg.SensorEvaluationContext,
-    lake: LakeResource,
-    settings: SensorSettingsResource,
-    now: datetime | None = None,
-    s3: S3Resource | None = None,
-) -> dg.SensorResult:
-    now = now or datetime.now(timezone.utc)
+def evaluate_bronze_hours(context: dg.SensorEvaluationContext, tick: Tick) -> dg.SensorResult:
+    lake, settings, now, s3 = tick.lake, tick.settings, tick.now, tick.s3
     t = now.timestamp()
     layout = lake.layout
     dataset = layout.bronze_events
@@ -259,19 +245,13 @@ def evaluate_bronze_hours(
     return dg.SensorResult(run_requests=run_requests, cursor=cursor.dump())
 
 
-@dg.sensor(
+bronze_hours_sensor = lake_sensor(
+    evaluate_bronze_hours,
     name="bronze_hours_sensor",
-    description="Materialises silver/events and silver/device_minute_stats for each closed bronze hour "
+    description="Materialises silver/events (with its event-id index) and silver/device_minute_stats for "
+    "each closed bronze hour "
     "that is new or received late rows (fingerprint = files, bytes, newest write): at most one request "
     "per hour in flight, late rows debounced, failed runs requested again, ranges as one backfill.",
     asset_selection=HOURLY_TARGET,
     minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
 )
-def bronze_hours_sensor(
-    context: dg.SensorEvaluationContext,
-    lake: LakeResource,
-    sensor_settings: SensorSettingsResource,
-    s3: S3Resource,
-) -> dg.SensorResult:
-    return evaluate_bronze_hours(context, lake, sensor_settings, s3=s3)

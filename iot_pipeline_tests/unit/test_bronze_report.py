@@ -19,6 +19,7 @@ from iot_pipeline.assets.keys import BRONZE_EVENTS
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.sensors import SENSORS
 from iot_pipeline.sensors.bronze_report import bronze_report_sensor, evaluate_bronze_report
+from iot_pipeline.sensors.lake_sensor import Tick
 from iot_pipeline.sensors.settings import SensorSettingsResource
 from iot_pipeline.storage.layout import LakeLayout, hour_partition_dir
 
@@ -61,7 +62,7 @@ def tick(root: Path, instance: dg.DagsterInstance, cursor: str | None, now: date
             "s3": S3Resource(),  # unused: local lake
         },
     )
-    result = evaluate_bronze_report(ctx, LakeResource(root=str(root)), SensorSettingsResource(), now=now)
+    result = evaluate_bronze_report(ctx, Tick(LakeResource(root=str(root)), SensorSettingsResource(), now))
     assert not result.run_requests
     return result.cursor
 

@@ -20,6 +20,7 @@ from iot_pipeline.assets.keys import (
 from iot_pipeline.assets.partitions import DAILY, HOURLY
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.sensors.daily import DayCursor, daily_rollup_sensor, evaluate_days
+from iot_pipeline.sensors.lake_sensor import Tick
 from iot_pipeline.sensors.requests import DAY_TAG, REQUEST_TAG
 from iot_pipeline.sensors.settings import SensorSettingsResource
 from iot_pipeline.storage.layout import LakeLayout, hour_partition_dir
@@ -128,7 +129,7 @@ def tick(
         },
     )
     if now is not None:
-        return evaluate_days(context, LakeResource(root=str(root)), SensorSettingsResource(), now)
+        return evaluate_days(context, Tick(LakeResource(root=str(root)), SensorSettingsResource(), now))
     return daily_rollup_sensor(context)
 
 
@@ -261,7 +262,7 @@ def test_a_tick_checks_a_bounded_number_of_pending_days_in_turn(tmp_path: Path, 
     cursor = None
     for _ in range(3):
         context = dg.build_sensor_context(instance=instance, cursor=cursor)
-        result = evaluate_days(context, LakeResource(root=str(tmp_path)), settings)
+        result = evaluate_days(context, Tick(LakeResource(root=str(tmp_path)), settings))
         cursor = result.cursor
         seen.append(DayCursor.parse(cursor).rotate)
         assert "more pending day(s)" in result.skip_reason.skip_message

@@ -28,6 +28,7 @@ from iot_pipeline.assets.partitions import DAILY, HOURLY
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.sensors import SENSORS
 from iot_pipeline.sensors.hourly import HourCursor, bronze_hours_sensor, evaluate_bronze_hours
+from iot_pipeline.sensors.lake_sensor import Tick
 from iot_pipeline.sensors.requests import DAY_TAG, REQUEST_TAG
 from iot_pipeline.sensors.settings import SensorSettingsResource
 from iot_pipeline.storage.layout import LakeLayout, hour_partition_dir
@@ -90,7 +91,7 @@ def tick(root: Path, instance: dg.DagsterInstance, cursor: str | None = None, **
         now = settings.pop("now")
         ctx = context(root, instance, cursor)
         return evaluate_bronze_hours(
-            ctx, LakeResource(root=str(root)), SensorSettingsResource(**settings), now
+            ctx, Tick(LakeResource(root=str(root)), SensorSettingsResource(**settings), now)
         )
     ctx = dg.build_sensor_context(
         cursor=cursor,
