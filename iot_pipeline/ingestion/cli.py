@@ -15,11 +15,11 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from iot_pipeline.command import Command
 from iot_pipeline.ingestion.devices import DEVICE_TYPES_BY_NAME
 from iot_pipeline.ingestion.faults import FaultRates
 from iot_pipeline.ingestion.generator import DEFAULT_EVENTS_PER_TYPE_PER_DAY, parse_start
@@ -27,6 +27,7 @@ from iot_pipeline.ingestion.producer import COMPRESSIONS, ProducerSettings
 from iot_pipeline.ingestion.replay import ReplayError
 from iot_pipeline.ingestion.runner import DEFAULT_RATE, UNPACED_TIME_RATE, Simulation, SimulationConfig
 from iot_pipeline.resources.kafka import KafkaConfigError
+from iot_pipeline.resources.kafka_settings import DEFAULT_BOOTSTRAP_SERVERS, DEFAULT_TOPIC, ENV_BOOTSTRAP
 
 EXIT_DELIVERY_ERRORS = 1
 EXIT_CONFIG = 3
@@ -101,15 +102,16 @@ def _device_types(text: str) -> tuple[str, ...]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.set_defaults(simulate_parser=p)  # run() reports usage errors against it
     env = os.environ
     kafka = p.add_argument_group("kafka")
     kafka.add_argument(
         "--bootstrap-servers",
-        default=env.get("IOT_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        default=env.get(ENV_BOOTSTRAP, DEFAULT_BOOTSTRAP_SERVERS),
         help="Kafka bootstrap servers (env IOT_KAFKA_BOOTSTRAP_SERVERS; default %(default)s)",
     )
     kafka.add_argument(
-        "--topic", default=env.get("IOT_KAFKA_TOPIC", "iot-events"), help="(env IOT_KAFKA_TOPIC)"
+        "--topic", default=env.get("IOT_KAFKA_TOPIC", DEFAULT_TOPIC), help="(env IOT_KAFKA_TOPIC)"
     )
     kafka.add_argument(
         "--connect-timeout",
@@ -279,27 +281,5 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``simulate`` to the ``iot-pipeline`` dispatcher; it calls ``args.func(args)`` -> exit code."""
-    parser = subparsers.add_parser(
-        "simulate", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_arguments(parser)
-    parser.set_defaults(func=run, simulate_parser=parser)
-    return parser
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m iot_pipeline.ingestion",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    parser.set_defaults(func=run, simulate_parser=parser)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(args))
+COMMAND = Command("simulate", HELP, DESCRIPTION, "iot_pipeline.ingestion", add_arguments, run)
+register, main = COMMAND.register, COMMAND.main

@@ -28,6 +28,7 @@ from iot_pipeline.ingestion.producer import (
 )
 from iot_pipeline.ingestion.replay import ReplayFormat, read_replay
 from iot_pipeline.resources.kafka import KafkaResource
+from iot_pipeline.resources.kafka_settings import DEFAULT_BOOTSTRAP_SERVERS, DEFAULT_TOPIC
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,8 @@ UNPACED_TIME_RATE = 1000.0  # event-time spacing (events/s) when sending unpaced
 @dataclass
 class SimulationConfig:
     seed: int
-    bootstrap_servers: str = "127.0.0.1:9092"
-    topic: str = "iot-events"
+    bootstrap_servers: str = DEFAULT_BOOTSTRAP_SERVERS
+    topic: str = DEFAULT_TOPIC
     ensure_topics: bool = True
     connect_timeout_s: float = 10.0  # fail fast when the broker is unreachable
     num_devices: int = 50

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import dagster as dg
+
+R = TypeVar("R", bound=dg.ConfigurableResource)
+# dg.EnvVar and the int variant dg.EnvVar.int returns (its class is not exported)
+_ENV_VARS = (dg.EnvVar, type(dg.EnvVar.int("_")))
 
 
 class EnvSettingError(ValueError):
@@ -56,3 +60,25 @@ def env_float(name: str, minimum: float | None = None) -> float | None:
     if not os.environ.get(name):
         return None
     return float(_parsed(name, float, "a number", minimum))
+
+
+def settings_of(resource: dg.ConfigurableResource) -> dict[str, Any]:
+    return {name: getattr(resource, name) for name in type(resource).model_fields}
+
+
+def resolved(resource: R) -> R:
+    """The resource with every environment-bound field read now, nested resources included: what
+    code outside a Dagster run (the command-line tools) uses of the code location's bindings."""
+    values = {}
+    for name, value in settings_of(resource).items():
+        if isinstance(value, _ENV_VARS):
+            value = value.get_value()
+        elif isinstance(value, dg.ConfigurableResource):
+            value = resolved(value)
+        values[name] = value
+    return type(resource)(**values)
+
+
+def with_settings(resource: R, **settings: Any) -> R:
+    """The resource with the given settings replaced; None leaves a setting as it is."""
+    return type(resource)(**{**settings_of(resource), **bound(**settings)})

@@ -14,7 +14,14 @@ import dagster as dg
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from iot_pipeline.resources.kafka_settings import DEFAULT_BOOTSTRAP_SERVERS, KafkaSettings, KafkaSettingsError
+from iot_pipeline.resources.kafka_settings import (
+    DEFAULT_BOOTSTRAP_SERVERS,
+    DEFAULT_PARTITIONS,
+    DEFAULT_QUARANTINE_TOPIC,
+    DEFAULT_TOPIC,
+    KafkaSettings,
+    KafkaSettingsError,
+)
 
 
 class KafkaConfigError(RuntimeError):
@@ -43,9 +50,9 @@ class KafkaResource(dg.ConfigurableResource):
     """
 
     bootstrap_servers: str = DEFAULT_BOOTSTRAP_SERVERS
-    topic: str = "iot-events"
-    quarantine_topic: str = "iot-events-quarantine"
-    partitions: int = 3
+    topic: str = DEFAULT_TOPIC
+    quarantine_topic: str = DEFAULT_QUARANTINE_TOPIC
+    partitions: int = DEFAULT_PARTITIONS
     replication_factor: int = 1
     client_config: dict[str, str] = {}
     java_client_config: dict[str, str] = {}

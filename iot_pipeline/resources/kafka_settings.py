@@ -29,7 +29,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+# The project's Kafka defaults, declared once for the resources and the command-line tools alike.
 DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
+DEFAULT_TOPIC = "iot-events"
+DEFAULT_QUARANTINE_TOPIC = "iot-events-quarantine"
+DEFAULT_PARTITIONS = 3
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 

@@ -16,10 +16,15 @@ from pathlib import Path
 
 from confluent_kafka import KafkaException
 
+from iot_pipeline.resources.kafka_settings import (
+    DEFAULT_BOOTSTRAP_SERVERS,
+    DEFAULT_PARTITIONS,
+    DEFAULT_QUARANTINE_TOPIC,
+    DEFAULT_TOPIC,
+    ENV_BOOTSTRAP,
+)
 from iot_pipeline.services.kafka_broker import KafkaBroker
 from iot_pipeline.services.paths import state_dir
-
-DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
 
 def _port_of(bootstrap_servers: str) -> int:
@@ -82,9 +87,12 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _topics(args: argparse.Namespace) -> int:
-    from iot_pipeline.resources.kafka import KafkaResource  # imports Dagster: keep start/stop/status quick
+    # Imports Dagster: kept out of start/stop/status, which must stay quick.
+    from iot_pipeline.bindings import default_resources
+    from iot_pipeline.resources.env import resolved, with_settings
 
-    resource = KafkaResource(
+    resource = with_settings(
+        resolved(default_resources()["kafka"]),
         bootstrap_servers=args.bootstrap_servers,
         topic=args.topic,
         quarantine_topic=args.quarantine_topic,
@@ -100,7 +108,7 @@ def _topics(args: argparse.Namespace) -> int:
 
 def _add_commands(parser: argparse.ArgumentParser) -> None:
     env = os.environ
-    bootstrap = env.get("IOT_KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP)
+    bootstrap = env.get("IOT_KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP_SERVERS)
     commands = parser.add_subparsers(dest="kafka_command", required=True, metavar="COMMAND")
 
     def broker_command(
@@ -155,28 +163,17 @@ def _add_commands(parser: argparse.ArgumentParser) -> None:
         help="create the event and quarantine topics if missing (idempotent)",
         description="Create the event and quarantine topics through the AdminClient if they do not exist.",
     )
-    topics.add_argument(
-        "--bootstrap-servers",
-        default=bootstrap,
-        help=f"Kafka bootstrap servers (default: IOT_KAFKA_BOOTSTRAP_SERVERS, else {DEFAULT_BOOTSTRAP})",
-    )
-    topics.add_argument(
-        "--topic",
-        default=env.get("IOT_KAFKA_TOPIC", "iot-events"),
-        help="event topic (default: IOT_KAFKA_TOPIC, else iot-events)",
-    )
-    topics.add_argument(
-        "--quarantine-topic",
-        default=env.get("IOT_KAFKA_QUARANTINE_TOPIC", "iot-events-quarantine"),
-        help="quarantine topic (default: IOT_KAFKA_QUARANTINE_TOPIC, else iot-events-quarantine)",
-    )
-    topics.add_argument(
-        "--partitions",
-        type=int,
-        default=int(env["IOT_KAFKA_PARTITIONS"]) if env.get("IOT_KAFKA_PARTITIONS") else 3,
-        help="partitions for topics that get created; existing topics are left as they are "
-        "(default: IOT_KAFKA_PARTITIONS, else 3)",
-    )
+    # Unset, each is what the code location binds (iot_pipeline/bindings.py): its variable, else the
+    # KafkaResource field's default.
+    for flag, variable, type_, default, help_ in (
+        ("--bootstrap-servers", ENV_BOOTSTRAP, str, DEFAULT_BOOTSTRAP_SERVERS, "Kafka bootstrap servers"),
+        ("--topic", "IOT_KAFKA_TOPIC", str, DEFAULT_TOPIC, "event topic"),
+        ("--quarantine-topic", "IOT_KAFKA_QUARANTINE_TOPIC", str, DEFAULT_QUARANTINE_TOPIC, "quarantine topic"),
+        ("--partitions", "IOT_KAFKA_PARTITIONS", int, DEFAULT_PARTITIONS, "partitions of new topics (others keep theirs)"),
+    ):  # fmt: skip
+        topics.add_argument(
+            flag, type=type_, default=None, help=f"{help_} (default: {variable}, else {default})"
+        )
     topics.set_defaults(func=_guarded(_topics))
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pyspark
 
+from iot_pipeline.command import Command
 from iot_pipeline.services.maven import require_tool
 from iot_pipeline.services.paths import state_dir
 from iot_pipeline.services.processes import free_ports, pid_alive, tail_log, terminate
@@ -226,21 +227,10 @@ def _run(args: argparse.Namespace) -> int:
 DESCRIPTION = "A local Spark standalone master + worker on 127.0.0.1 (state under $IOT_PIPELINE_STATE/spark)."
 
 
-def register(subparsers: object) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(  # type: ignore[attr-defined]
-        "spark", help="local Spark standalone cluster (master + worker)", description=DESCRIPTION
-    )
-    _add_arguments(parser)
-    parser.set_defaults(func=_run)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m iot_pipeline.services.spark_cluster", description=DESCRIPTION
-    )
-    _add_arguments(parser)
-    return _run(parser.parse_args(argv))
+COMMAND = Command(
+    "spark", "local Spark standalone cluster (master + worker)", DESCRIPTION, __name__, _add_arguments, _run
+)
+register, main = COMMAND.register, COMMAND.main
 
 
 if __name__ == "__main__":

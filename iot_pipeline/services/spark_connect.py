@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from iot_pipeline.command import Command
 from iot_pipeline.resources.spark import CONNECT_DEFAULT_PORT as DEFAULT_PORT
 from iot_pipeline.resources.spark import REMOTE_ENV
 from iot_pipeline.services.maven import require_tool
@@ -200,26 +201,10 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: object) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(  # type: ignore[attr-defined]
-        "spark-connect",
-        help="a Spark Connect server the batch runs share",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _add_arguments(parser)
-    parser.set_defaults(func=_run)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m iot_pipeline.services.spark_connect",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _add_arguments(parser)
-    return _run(parser.parse_args(argv))
+COMMAND = Command(
+    "spark-connect", "a Spark Connect server the batch runs share", __doc__, __name__, _add_arguments, _run
+)
+register, main = COMMAND.register, COMMAND.main
 
 
 if __name__ == "__main__":

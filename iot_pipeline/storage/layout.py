@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from urllib.parse import urlparse
 
 SUPPORTED_SCHEMES = ("", "file", "s3a")
+DEFAULT_LAKE_ROOT = ".local/lake"  # relative to the working directory, as `make run` uses it
 
 
 class LakeConfigError(ValueError):

@@ -184,6 +184,17 @@ class LocalLakeListing:
         return data if isinstance(data, dict) else None
 
 
+def _counted(key: str, rel: str, committed: int | None) -> bool:
+    """Whether an object (``rel``: its key below the partition) is a data file of a committed batch.
+    Directory markers end with "/"; staging and metadata paths have a "_" or "." segment."""
+    return (
+        bool(rel)
+        and not rel.endswith("/")
+        and all(is_data_file(part) for part in rel.split("/") if part)
+        and is_visible(key, committed)
+    )
+
+
 class S3LakeListing:
     """:class:`LakeListing` for an ``s3a://bucket/prefix`` lake (AWS S3, MinIO, any S3-compatible store).
 
@@ -241,15 +252,7 @@ class S3LakeListing:
                 pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
                 for page in pages:
                     for obj in page.get("Contents", []):
-                        rel = obj["Key"][len(prefix) :]
-                        parts = rel.split("/")
-                        # Directory markers end with "/"; staging/metadata paths have a "_"/"." segment.
-                        if (
-                            not rel
-                            or rel.endswith("/")
-                            or not all(is_data_file(part) for part in parts if part)
-                            or not is_visible(obj["Key"], committed)
-                        ):
+                        if not _counted(obj["Key"], obj["Key"][len(prefix) :], committed):
                             continue
                         files += 1
                         total += int(obj["Size"])
@@ -365,13 +368,7 @@ def fingerprints_by_day(
                     m = _HOUR_DIR.match(hour_dir)
                     if not m or int(m.group(1)) not in day_hours:
                         continue
-                    parts = rel.split("/")
-                    if (
-                        not rel
-                        or rel.endswith("/")
-                        or not all(is_data_file(part) for part in parts if part)
-                        or not is_visible(obj["Key"], committed)
-                    ):
+                    if not _counted(obj["Key"], rel, committed):
                         continue
                     s = stats.setdefault(day_hours[int(m.group(1))], [0, 0, 0.0])
                     s[0] += 1

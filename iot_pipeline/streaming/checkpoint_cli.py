@@ -18,7 +18,8 @@ import time
 from typing import Any
 
 from iot_pipeline.resources.kafka import KafkaConfigError, KafkaResource
-from iot_pipeline.storage.layout import LakeLayout, normalize_root
+from iot_pipeline.resources.kafka_settings import DEFAULT_BOOTSTRAP_SERVERS, DEFAULT_TOPIC, ENV_BOOTSTRAP
+from iot_pipeline.storage.layout import DEFAULT_LAKE_ROOT, LakeLayout, normalize_root
 from iot_pipeline.streaming.checkpoint import (
     BRONZE_QUERY,
     RESET_FROM,
@@ -109,7 +110,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--lake-root",
-        default=env("IOT_LAKE_ROOT", ".local/lake"),
+        default=env("IOT_LAKE_ROOT", DEFAULT_LAKE_ROOT),
         help="lake root (env IOT_LAKE_ROOT, default %(default)s)",
     )
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -117,12 +118,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     lag_parser = sub.add_parser("lag", help="records in Kafka beyond the committed offsets, per partition")
     lag_parser.add_argument(
         "--bootstrap-servers",
-        default=env("IOT_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        default=env(ENV_BOOTSTRAP, DEFAULT_BOOTSTRAP_SERVERS),
         help="(env IOT_KAFKA_BOOTSTRAP_SERVERS, default %(default)s)",
     )
     lag_parser.add_argument(
         "--topic",
-        default=env("IOT_KAFKA_TOPIC", "iot-events"),
+        default=env("IOT_KAFKA_TOPIC", DEFAULT_TOPIC),
         help="(env IOT_KAFKA_TOPIC, default %(default)s)",
     )
     lag_parser.add_argument("--max-lag", type=int, default=None, help="exit 1 if the total lag is above this")

@@ -8,49 +8,44 @@ for the crash tests. SIGTERM or Ctrl-C stops it gracefully. Defaults come from t
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
-from typing import Any
 
+from iot_pipeline.bindings import default_resources
+from iot_pipeline.command import Command
+from iot_pipeline.resources.env import resolved, with_settings
 from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import SparkResource
 from iot_pipeline.streaming.resource import SparkStreamingResource, StreamMode
 
+# Options that override a setting the code location binds from the environment (iot_pipeline/bindings.py):
+# flag -> (variable, resource, field, type, help). Unset, they keep the bound value, else the field default.
+BOUND_OPTIONS: dict[str, tuple[str, type, str, type, str]] = {
+    "--bootstrap-servers": ("IOT_KAFKA_BOOTSTRAP_SERVERS", KafkaResource, "bootstrap_servers", str, "Kafka bootstrap servers"),
+    "--topic": ("IOT_KAFKA_TOPIC", KafkaResource, "topic", str, "topic to read"),
+    "--lake-root": ("IOT_LAKE_ROOT", LakeResource, "root", str, "lake root: directory or s3a://bucket/prefix"),
+    "--master": ("IOT_SPARK_MASTER", SparkResource, "master", str, "spark.master"),
+    "--trigger-seconds": (
+        "IOT_STREAM_TRIGGER_SECONDS", SparkStreamingResource, "trigger_seconds", float, "micro-batch interval in continuous mode",
+    ),
+    "--metrics-port": ("IOT_STREAM_METRICS_PORT", SparkStreamingResource, "metrics_port", int, "Prometheus port, 0 to disable"),
+}  # fmt: skip
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    env = os.environ.get
     parser.add_argument(
         "--mode",
         choices=["continuous", "available-now"],
         default="continuous",
         help="continuous: micro-batches until stopped; available-now: drain the topic, then exit (default: %(default)s)",
     )
-    parser.add_argument(
-        "--bootstrap-servers",
-        default=env("IOT_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
-        help="Kafka bootstrap servers (env IOT_KAFKA_BOOTSTRAP_SERVERS, default %(default)s)",
-    )
-    parser.add_argument(
-        "--topic", default=env("IOT_KAFKA_TOPIC", "iot-events"), help="topic to read (env IOT_KAFKA_TOPIC)"
-    )
-    parser.add_argument(
-        "--lake-root",
-        default=env("IOT_LAKE_ROOT", ".local/lake"),
-        help="lake root: directory or s3a://bucket/prefix (env IOT_LAKE_ROOT, default %(default)s)",
-    )
-    parser.add_argument(
-        "--master", default=env("IOT_SPARK_MASTER", "local[*]"), help="spark.master (env IOT_SPARK_MASTER)"
-    )
-    parser.add_argument(
-        "--trigger-seconds",
-        type=float,
-        default=float(env("IOT_STREAM_TRIGGER_SECONDS", "10")),
-        help="micro-batch interval in continuous mode (env IOT_STREAM_TRIGGER_SECONDS, default %(default)s)",
-    )
+    for flag, (variable, resource, field, type_, help_) in BOUND_OPTIONS.items():
+        default = resource.model_fields[field].default
+        parser.add_argument(
+            flag, type=type_, default=None, help=f"{help_} (default: {variable}, else {default})"
+        )
     parser.add_argument(
         "--max-offsets-per-trigger", type=int, default=None, help="cap on Kafka records per micro-batch"
     )
@@ -60,26 +55,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where a fresh checkpoint starts: earliest, latest or Spark's JSON form (default %(default)s)",
     )
     parser.add_argument(
-        "--metrics-port",
-        type=int,
-        default=int(env("IOT_STREAM_METRICS_PORT", "9109")),
-        help="Prometheus port, 0 to disable (env IOT_STREAM_METRICS_PORT, default %(default)s)",
-    )
-    parser.add_argument(
         "--no-live-stats", action="store_true", help="do not write the live per-minute statistics"
     )
 
 
 def build_resource(args: argparse.Namespace) -> SparkStreamingResource:
-    return SparkStreamingResource(
-        spark=SparkResource(master=args.master, app_name="iot-pipeline-stream"),
-        kafka=KafkaResource(bootstrap_servers=args.bootstrap_servers, topic=args.topic),
-        lake=LakeResource(root=args.lake_root),
+    """The code location's streaming resource, its environment read now, with the options given."""
+    base = resolved(default_resources()["streaming"])
+    lake_on_s3 = (args.lake_root or "").startswith("s3a://")
+    return with_settings(
+        base,
+        spark=with_settings(
+            base.spark, master=args.master, app_name="iot-pipeline-stream", s3=base.spark.s3 or lake_on_s3
+        ),
+        kafka=with_settings(base.kafka, bootstrap_servers=args.bootstrap_servers, topic=args.topic),
+        lake=with_settings(base.lake, root=args.lake_root),
         trigger_seconds=args.trigger_seconds,
         max_offsets_per_trigger=args.max_offsets_per_trigger,
         starting_offsets=args.starting_offsets,
         metrics_port=args.metrics_port,
-        metrics_host=os.environ.get("IOT_METRICS_HOST", "127.0.0.1"),
         live_stats=not args.no_live_stats,
     )
 
@@ -102,19 +96,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: Any) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "stream",
-        help="run the Kafka -> bronze stream outside Dagster",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    parser.set_defaults(func=run)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m iot_pipeline.streaming", description=__doc__)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+COMMAND = Command(
+    "stream",
+    "run the Kafka -> bronze stream outside Dagster",
+    __doc__,
+    "iot_pipeline.streaming",
+    add_arguments,
+    run,
+)
+register, main = COMMAND.register, COMMAND.main

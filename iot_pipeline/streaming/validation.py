@@ -203,19 +203,15 @@ def valid_rows(classified: DataFrame) -> DataFrame:
 
 
 def quarantine_rows(classified: DataFrame) -> DataFrame:
-    return classified.where(F.col("reason").isNotNull()).select(
-        "raw_payload",
-        "raw_payload_base64",
-        "kafka_key",
-        "reason",
-        "kafka_topic",
-        "kafka_partition",
-        "kafka_offset",
-        "kafka_timestamp",
-        _ingest_time().alias("ingest_time"),
+    """The rejected records as ``QUARANTINE_COLUMNS``."""
+    computed = {
+        "ingest_time": _ingest_time(),
         # Partition by the day the record reached Kafka, not the ingest day: a replayed batch then
         # lands in the same partition it overwrites (see streaming/sink.py).
-        F.date_format(F.coalesce("kafka_timestamp", _ingest_time()), "yyyy-MM-dd").alias("kafka_date"),
+        "kafka_date": F.date_format(F.coalesce("kafka_timestamp", _ingest_time()), "yyyy-MM-dd"),
+    }
+    return classified.where(F.col("reason").isNotNull()).select(
+        *(computed[c].alias(c) if c in computed else F.col(c) for c in QUARANTINE_COLUMNS)
     )
 
 

@@ -42,7 +42,7 @@ from dagster._config.post_process import post_process_config
 from iot_pipeline.definitions import defs
 from iot_pipeline.assets.partitions import HOURLY
 from iot_pipeline.resources.kafka_settings import KafkaSettings
-from iot_pipeline.ingestion.cli import build_parser
+from iot_pipeline.ingestion.cli import COMMAND
 out = {}
 for key, res in defs.resources.items():
     resolved = post_process_config(res._config_schema.config_type, res._convert_to_config_dictionary())
@@ -50,7 +50,7 @@ for key, res in defs.resources.items():
     out[key] = resolved.value
 out["kafka_client"] = {k: v for k, v in KafkaSettings.from_env().librdkafka().items() if "password" not in k}
 out["partitions_start"] = HOURLY.start.strftime("%Y-%m-%d-%H:%M")
-out["simulate_metrics_port"] = build_parser().parse_args([]).metrics_port
+out["simulate_metrics_port"] = COMMAND.parser().parse_args([]).metrics_port
 print("RESOLVED" + json.dumps(out, default=str))
 """
 

@@ -73,7 +73,7 @@ def test_environment_supplies_connection_defaults(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("IOT_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
     monkeypatch.setenv("IOT_KAFKA_TOPIC", "other-events")
     monkeypatch.setenv("IOT_SIM_METRICS_PORT", "9999")
-    args = cli.build_parser().parse_args([])
+    args = cli.COMMAND.parser().parse_args([])
     config = cli.config_from_args(args, args.simulate_parser)
     assert (config.bootstrap_servers, config.topic, config.metrics_port) == (
         "127.0.0.1:19092",
