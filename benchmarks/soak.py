@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 from dagster import DagsterRunStatus
 from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
 
-from iot_pipeline.services.processes import free_ports
+from iot_pipeline.services.processes import free_ports, terminate
 from iot_pipeline.storage.layout import hour_partition_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -253,11 +253,7 @@ def main() -> int:
             **lake_ledger(state / "lake", closed_until),
         }
     finally:
-        os.killpg(stack.pid, signal.SIGINT)
-        try:
-            stack.wait(180)
-        except subprocess.TimeoutExpired:
-            os.killpg(stack.pid, signal.SIGKILL)
+        terminate(stack.pid, 180, group=True, first=signal.SIGINT)
     if not result:
         return 1
     mismatched = {h: v for h, v in result["hours"].items() if v["bronze_distinct"] != v["silver"]}

@@ -59,15 +59,21 @@ def tail_log(path: Path, lines: int = 30) -> str:
 
 
 def terminate(
-    pid: int, timeout: float, *, group: bool = False, alive: Callable[[int], bool] = pid_alive
+    pid: int,
+    timeout: float,
+    *,
+    group: bool = False,
+    alive: Callable[[int], bool] = pid_alive,
+    first: signal.Signals = signal.SIGTERM,
 ) -> None:
-    """SIGTERM ``pid`` (its whole process group with ``group``), SIGKILL it if it outlives ``timeout``.
+    """Send ``first`` to ``pid`` (its whole process group with ``group``), SIGKILL it if it outlives
+    ``timeout``. SIGINT as ``first`` stops ``dagster dev`` and ``make run`` the way Ctrl-C does.
 
     ``pid_alive`` reaps our own exited child while waiting, so its zombie does not look alive.
     """
     send = os.killpg if group else os.kill
     with contextlib.suppress(ProcessLookupError):
-        send(pid, signal.SIGTERM)
+        send(pid, first)
     deadline = time.monotonic() + timeout
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -23,6 +23,7 @@ from dagster import DagsterRunStatus
 
 from iot_pipeline.sensors.requests import REQUEST_TAG
 from iot_pipeline.services.local_cli import local_instance_yaml
+from iot_pipeline.services.processes import terminate
 from iot_pipeline.testing.bronze import generate_bronze, write_bronze
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -122,9 +123,5 @@ def test_failed_hour_is_retried_then_fixed_and_its_day_follows(tmp_path: Path) -
         overlapping = [(a, b) for a in spans for b in spans if a < b and b[0] < a[1]]
         assert overlapping == [], overlapping
     finally:
-        os.killpg(daemon.pid, signal.SIGINT)
-        try:
-            daemon.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
+        terminate(daemon.pid, 60, group=True, first=signal.SIGINT)
         instance.dispose()
