@@ -110,7 +110,7 @@ def daily_event_duration_p95(
             context.log.warning(
                 f"{day}: only {n} of 24 hours of silver/events exist; the result covers those"
             )
-    by_index = distinct_ids_by_day(session, layout.silver_event_id_index, silver.files_by_hour)
+    by_index = distinct_ids_by_day(layout.silver_event_id_index, silver.files_by_hour)
     all_rows = (
         []
         if silver.df is None

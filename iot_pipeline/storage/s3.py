@@ -174,12 +174,19 @@ def lake_filesystem(uri: str) -> tuple[Any, str]:
     from pyarrow import fs
 
     if is_local(uri):
-        return fs.LocalFileSystem(), local_path(uri)
-    bucket, key = split_s3_uri(uri)
+        return fs.LocalFileSystem(), filesystem_path(uri)
     s3 = pyarrow_filesystem(
         os.environ.get(ENDPOINT_ENV) or None, os.environ.get("AWS_REGION") or DEFAULT_REGION
     )
-    return s3, f"{bucket}/{key}".rstrip("/")
+    return s3, filesystem_path(uri)
+
+
+def filesystem_path(uri: str) -> str:
+    """The path of a lake URI within the filesystem ``lake_filesystem`` gives for the lake."""
+    if is_local(uri):
+        return local_path(uri)
+    bucket, key = split_s3_uri(uri)
+    return f"{bucket}/{key}".rstrip("/")
 
 
 _CREDENTIAL_HINTS = {
