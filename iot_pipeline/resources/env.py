@@ -4,7 +4,8 @@ A setting whose environment variable is set is bound as ``dg.EnvVar`` (the UI th
 value comes from, and secrets never land in run config); a setting whose variable is unset is left
 out (:func:`bound`), so the resource's own field default applies. Each default is therefore declared
 once, on its resource's field, and a fresh checkout runs with no configuration at all. Every variable
-is listed in ``.env.example``; the resources themselves are bound in ``iot_pipeline/bindings.py``.
+is listed in ``.env.example``; the resources themselves are bound in ``resources/bound.py`` and
+``streaming/resource.py`` and gathered in ``iot_pipeline/bindings.py``.
 """
 
 from __future__ import annotations

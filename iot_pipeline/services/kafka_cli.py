@@ -88,11 +88,11 @@ def _status(args: argparse.Namespace) -> int:
 
 def _topics(args: argparse.Namespace) -> int:
     # Imports Dagster: kept out of start/stop/status, which must stay quick.
-    from iot_pipeline.bindings import default_resources
+    from iot_pipeline.resources.bound import bound_resources
     from iot_pipeline.resources.env import resolved, with_settings
 
     resource = with_settings(
-        resolved(default_resources()["kafka"]),
+        resolved(bound_resources()["kafka"]),
         bootstrap_servers=args.bootstrap_servers,
         topic=args.topic,
         quarantine_topic=args.quarantine_topic,
@@ -163,7 +163,7 @@ def _add_commands(parser: argparse.ArgumentParser) -> None:
         help="create the event and quarantine topics if missing (idempotent)",
         description="Create the event and quarantine topics through the AdminClient if they do not exist.",
     )
-    # Unset, each is what the code location binds (iot_pipeline/bindings.py): its variable, else the
+    # Unset, each is what the code location binds (resources/bound.py): its variable, else the
     # KafkaResource field's default.
     for flag, variable, type_, default, help_ in (
         ("--bootstrap-servers", ENV_BOOTSTRAP, str, DEFAULT_BOOTSTRAP_SERVERS, "Kafka bootstrap servers"),

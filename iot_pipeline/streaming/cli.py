@@ -12,15 +12,15 @@ import signal
 import sys
 import threading
 
-from iot_pipeline.bindings import default_resources
 from iot_pipeline.command import Command
+from iot_pipeline.resources.bound import bound_resources
 from iot_pipeline.resources.env import resolved, with_settings
 from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import SparkResource
-from iot_pipeline.streaming.resource import SparkStreamingResource, StreamMode
+from iot_pipeline.streaming.resource import SparkStreamingResource, StreamMode, bound_streaming
 
-# Options that override a setting the code location binds from the environment (iot_pipeline/bindings.py):
+# Options that override a setting the code location binds from the environment (resources/bound.py):
 # flag -> (variable, resource, field, type, help). Unset, they keep the bound value, else the field default.
 BOUND_OPTIONS: dict[str, tuple[str, type, str, type, str]] = {
     "--bootstrap-servers": ("IOT_KAFKA_BOOTSTRAP_SERVERS", KafkaResource, "bootstrap_servers", str, "Kafka bootstrap servers"),
@@ -61,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_resource(args: argparse.Namespace) -> SparkStreamingResource:
     """The code location's streaming resource, its environment read now, with the options given."""
-    base = resolved(default_resources()["streaming"])
+    parts = bound_resources()
+    base = resolved(bound_streaming(parts["spark"], parts["kafka"], parts["lake"]))
     lake_on_s3 = (args.lake_root or "").startswith("s3a://")
     return with_settings(
         base,

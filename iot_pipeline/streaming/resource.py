@@ -27,6 +27,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from iot_pipeline.contract.event import MAX_RECORD_BYTES_DEFAULT
+from iot_pipeline.resources.env import bound, env_float, env_int, env_str
 from iot_pipeline.resources.kafka import KafkaConfigError, KafkaResource
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import SparkResource
@@ -312,3 +313,18 @@ class SparkStreamingResource(dg.ConfigurableResource):
         if handle.lock is not None and handle.lock.lost:
             raise StreamLockError(f"The stream stopped because {handle.lock.lost}.")
         return handle.totals
+
+
+def bound_streaming(spark: SparkResource, kafka: KafkaResource, lake: LakeResource) -> SparkStreamingResource:
+    """The streaming resource over ``spark``, ``kafka`` and ``lake``, its own settings bound to the
+    environment (``resources/env.py``)."""
+    return SparkStreamingResource(
+        spark=spark,
+        kafka=kafka,
+        lake=lake,
+        **bound(
+            trigger_seconds=env_float("IOT_STREAM_TRIGGER_SECONDS", minimum=0.1),
+            metrics_port=env_int("IOT_STREAM_METRICS_PORT", minimum=0),
+            metrics_host=env_str("IOT_METRICS_HOST"),
+        ),
+    )
