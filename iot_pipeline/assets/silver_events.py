@@ -169,7 +169,9 @@ def events(
     if SILVER_EVENTS not in context.selected_asset_keys:
         silver = HourlyDataset(layout.silver_events)
         present = [h for h in hours if silver.stats(h).files > 0]
-        per_hour = _index_and_stats(session, layout, hours, present, config.late_margin_minutes, True)
+        per_hour = _index_and_stats(
+            session, layout, hours, present, config.late_margin_minutes, write_index=True
+        )
         yield _index_result(layout, hours, per_hour, t0)
         return
     if not with_index:
@@ -229,7 +231,9 @@ def events(
     emptied = silver.delete_emptied(hours, written)
 
     written_hours = [h for h in hours if partition_values(h) in written]
-    per_hour = _index_and_stats(session, layout, hours, written_hours, config.late_margin_minutes, with_index)
+    per_hour = _index_and_stats(
+        session, layout, hours, written_hours, config.late_margin_minutes, write_index=with_index
+    )
     repeated = [h for h, s in per_hour.items() if s["ids"] < s["rows"]]
     if repeated:
         # Copies of an event_id that disagree on device or event time (see compact_unique), or a
@@ -247,7 +251,9 @@ def events(
             exact=True,
         )
         per_hour.update(
-            _index_and_stats(session, layout, repeated, repeated, config.late_margin_minutes, with_index)
+            _index_and_stats(
+                session, layout, repeated, repeated, config.late_margin_minutes, write_index=with_index
+            )
         )
     rows_written = sum(s["rows"] for s in per_hour.values())
     out_stats = {h: silver.stats(h) for h in hours}
@@ -370,6 +376,7 @@ def _index_and_stats(
     hours: list[datetime],
     written_hours: list[datetime],
     late_margin_minutes: int,
+    *,
     write_index: bool,
 ) -> dict[datetime, dict]:
     """Files, rows, late rows, distinct ids and event-time range per written hour, from one read of
