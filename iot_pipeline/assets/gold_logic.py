@@ -37,13 +37,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from iot_pipeline.assets.event_id_index import id_hash
+from iot_pipeline.assets.models import MIN_EVENTS, daily_p95_model, spark_schema
 from iot_pipeline.assets.p95_selection import BIN, KEY, DayTypeHistogram, histograms, values_by_bin
 from iot_pipeline.assets.silver_logic import LOW_BATTERY_PCT, WEAK_SIGNAL_DBM
+from iot_pipeline.contract.event import STATUSES
 
-MIN_EVENTS = 500
 # Bins per doubling of the duration (about 4.4 % wide). More bins mean fewer candidate rows but a
 # larger histogram, whose hash table stops fitting the CPU caches: 16 is the faster side of both.
 BINS_PER_OCTAVE = 16
@@ -52,22 +52,8 @@ _NON_POSITIVE_BIN = -(2**40)
 # Silver bytes per group of the repeat check: each group's event_id hashes form one array.
 ID_GROUP_BYTES = 128 * 2**20
 
-# The daily p95's output, declared once: the Parquet schema; the columns, the Dagster table schema
-# (assets/schemas.py) and the Pandera model (checks/models.py) follow it (tested).
-P95_SCHEMA = T.StructType(
-    [
-        T.StructField("event_date", T.StringType(), False),
-        T.StructField("device_type", T.StringType(), False),
-        T.StructField("events_total", T.LongType(), False),
-        T.StructField("events_kept", T.LongType(), False),
-        T.StructField("outliers_removed", T.LongType(), False),
-        T.StructField("mean", T.DoubleType(), False),
-        T.StructField("stddev", T.DoubleType(), False),
-        T.StructField("p95_event_duration", T.DoubleType(), False),
-        T.StructField("min_kept_event_duration", T.DoubleType(), False),
-        T.StructField("max_kept_event_duration", T.DoubleType(), False),
-    ]
-)
+# The daily p95's output as Spark writes it; declared once, in its Pandera model.
+P95_SCHEMA = spark_schema(daily_p95_model())
 P95_COLUMNS = tuple(P95_SCHEMA.fieldNames())
 
 # What daily_p95_all_types reads from silver.
@@ -243,9 +229,7 @@ def daily_device_type_summary(silver: DataFrame) -> DataFrame:
         F.avg("value").alias("value_avg"),
         F.min("value").alias("value_min"),
         F.max("value").alias("value_max"),
-        F.count_if(status == "normal").alias("normal_events"),
-        F.count_if(status == "warning").alias("warning_events"),
-        F.count_if(status == "critical").alias("critical_events"),
+        *(F.count_if(status == s).alias(f"{s}_events") for s in STATUSES),
         F.count_if(F.col("battery_level") < LOW_BATTERY_PCT).alias("low_battery_events"),
         F.count_if(F.col("signal_strength") < WEAK_SIGNAL_DBM).alias("weak_signal_events"),
     )

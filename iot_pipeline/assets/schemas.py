@@ -7,8 +7,9 @@ stream and the assets add are declared here, next to the assets that write them.
 from __future__ import annotations
 
 import dagster as dg
+import pandera.pyspark as pa
 
-from iot_pipeline.assets import keys
+from iot_pipeline.assets import keys, models
 from iot_pipeline.contract.dagster_schema import event_table_schema
 
 _NOT_NULL = dg.TableColumnConstraints(nullable=False)
@@ -109,71 +110,31 @@ LIVE_DEVICE_TYPE_MINUTE_STATS = dg.TableSchema(
     ]
 )
 
-DEVICE_MINUTE_STATS = dg.TableSchema(
-    columns=[
-        *PARTITION_COLUMNS,
-        _col("device_id", "string", "Device.", False),
-        _col("device_type", "string", "Type of the device.", False),
-        _col("window_start", "timestamp", "Start of the 1-minute event-time window (UTC, inclusive).", False),
-        _col("window_end", "timestamp", "End of the window (exclusive).", False),
-        _col("events", "bigint", "Events of the device in the window.", False),
-        _col("value_avg", "double", "Mean of value."),
-        _col("value_min", "double", "Minimum of value."),
-        _col("value_max", "double", "Maximum of value."),
-        _col("value_stddev", "double", "Sample standard deviation of value (null for one event)."),
-        _col("duration_avg", "double", "Mean event_duration (ms)."),
-        _col("duration_min", "double", "Minimum event_duration (ms)."),
-        _col("duration_max", "double", "Maximum event_duration (ms)."),
-        _col(
-            "duration_stddev", "double", "Sample standard deviation of event_duration (null for one event)."
-        ),
-        _col("duration_p50", "double", "Exact median of event_duration (linear interpolation)."),
-        _col("duration_p95", "double", "Exact 95th percentile of event_duration (linear interpolation)."),
-        _col("battery_avg", "double", "Mean battery_level (%), over events that report it."),
-        _col("signal_avg", "double", "Mean signal_strength (dBm), over events that report it."),
-        _col("low_battery_events", "bigint", "Events with battery_level < 20.", False),
-        _col("weak_signal_events", "bigint", "Events with signal_strength < -90.", False),
-    ]
-)
 
-DAILY_EVENT_DURATION_P95 = dg.TableSchema(
-    columns=[
-        _col("event_date", "string", "UTC day (Hive partition of the Parquet output).", False),
-        _col("device_type", "string", "Device type.", False),
-        _col("events_total", "bigint", "Distinct event_id of the type that day (always >= 500 here).", False),
-        _col("events_kept", "bigint", "Events within 3 sample standard deviations of the day's mean.", False),
-        _col("outliers_removed", "bigint", "events_total - events_kept.", False),
-        _col(
-            "mean", "double", "Mean event_duration (ms) of all the day's distinct events of the type.", False
-        ),
-        _col("stddev", "double", "Sample standard deviation (n - 1) of those durations.", False),
-        _col(
-            "p95_event_duration",
-            "double",
-            "Exact 95th percentile (linear interpolation) of kept events.",
-            False,
-        ),
-        _col("min_kept_event_duration", "double", "Smallest kept event_duration.", False),
-        _col("max_kept_event_duration", "double", "Largest kept event_duration.", False),
-    ]
-)
+def model_schema(model: pa.DataFrameSchema) -> dg.TableSchema:
+    """A dataset's Dagster schema from its Pandera model: names, types, nullability, descriptions and
+    the value checks, so the UI shows what the asset check enforces."""
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name,
+                column.dtype.type.simpleString(),
+                description=column.description,
+                constraints=dg.TableColumnConstraints(
+                    nullable=column.nullable,
+                    unique=column.unique,
+                    other=[check.error for check in column.checks if check.error],
+                ),
+            )
+            for name, column in model.columns.items()
+        ]
+    )
 
-DAILY_DEVICE_TYPE_SUMMARY = dg.TableSchema(
-    columns=[
-        _col("event_date", "string", "UTC day (Hive partition).", False),
-        _col("device_type", "string", "Device type.", False),
-        _col("events", "bigint", "Silver events (deduplicated per hour) of the type that day.", False),
-        _col("devices", "bigint", "Distinct device_id reporting that day.", False),
-        _col("value_avg", "double", "Mean value."),
-        _col("value_min", "double", "Minimum value."),
-        _col("value_max", "double", "Maximum value."),
-        _col("normal_events", "bigint", "Events with status normal.", False),
-        _col("warning_events", "bigint", "Events with status warning.", False),
-        _col("critical_events", "bigint", "Events with status critical.", False),
-        _col("low_battery_events", "bigint", "Events with battery_level < 20.", False),
-        _col("weak_signal_events", "bigint", "Events with signal_strength < -90.", False),
-    ]
-)
+
+DEVICE_MINUTE_STATS = model_schema(models.device_minute_stats_model())
+DAILY_EVENT_DURATION_P95 = model_schema(models.daily_p95_model())
+
+DAILY_DEVICE_TYPE_SUMMARY = model_schema(models.daily_device_type_summary_model())
 
 # The schema each materialisable asset shows, by key (``assets/lake_assets.py`` reads it).
 BY_ASSET = {

@@ -1,8 +1,8 @@
 """Blocking quality checks of the daily gold assets."""
 
 from iot_pipeline.assets.keys import GOLD_DAILY_DEVICE_TYPE_SUMMARY, GOLD_DAILY_EVENT_DURATION_P95
+from iot_pipeline.assets.models import daily_device_type_summary_model, daily_p95_model
 from iot_pipeline.checks.model_checks import RuleCheck, model_checks
-from iot_pipeline.checks.models import daily_device_type_summary_model, daily_p95_model
 
 P95_RANGE = "p95_within_kept_range"
 MIN_EVENTS = "events_total:greater_than_or_equal_to"

@@ -1,8 +1,8 @@
 """Blocking quality checks of the hourly silver assets (pandera models, counted in Spark)."""
 
 from iot_pipeline.assets.keys import SILVER_DEVICE_MINUTE_STATS, SILVER_EVENTS
+from iot_pipeline.assets.models import device_minute_stats_model, silver_events_model
 from iot_pipeline.checks.model_checks import RuleCheck, model_checks
-from iot_pipeline.checks.models import device_minute_stats_model, silver_events_model
 
 EVENTS_UNIQUE = "event_id:unique"
 STATS_UNIQUE = "device_id+device_type+window_start:unique"

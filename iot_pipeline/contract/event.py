@@ -36,6 +36,9 @@ class EventField:
         return self.required and self.type in (FieldType.STRING, FieldType.UUID)
 
 
+# The statuses a device may report, in order of severity.
+STATUSES: tuple[str, ...] = ("normal", "warning", "critical")
+
 EVENT_FIELDS: tuple[EventField, ...] = (
     EventField("event_id", FieldType.UUID, True, "Unique id of the event (UUID); resends keep the same id."),
     EventField("device_id", FieldType.STRING, True, "Id of the emitting device; also the Kafka record key."),
@@ -51,13 +54,7 @@ EVENT_FIELDS: tuple[EventField, ...] = (
     ),
     EventField("value", FieldType.NUMBER, True, "Measured value, in `unit`."),
     EventField("unit", FieldType.STRING, False, "Unit of `value`, e.g. celsius or ppm."),
-    EventField(
-        "status",
-        FieldType.STRING,
-        False,
-        "Device-reported status.",
-        allowed=("normal", "warning", "critical"),
-    ),
+    EventField("status", FieldType.STRING, False, "Device-reported status.", allowed=STATUSES),
     EventField(
         "battery_level", FieldType.NUMBER, False, "Battery charge in percent.", minimum=0, maximum=100
     ),

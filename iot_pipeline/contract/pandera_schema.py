@@ -1,6 +1,6 @@
 """Pandera (PySpark backend) columns derived from the event contract.
 
-The asset checks build their models from these (see :mod:`iot_pipeline.checks.models`), so a rule
+The asset checks build their models from these (see :mod:`iot_pipeline.assets.models`), so a rule
 added to the contract is checked on every asset that carries the event columns.
 """
 

@@ -9,7 +9,7 @@ import pytest
 from pandera.config import ValidationDepth, config_context
 from pyspark.sql import types as T
 
-from iot_pipeline.checks.models import silver_events_model
+from iot_pipeline.assets.models import silver_events_model
 from iot_pipeline.checks.validation import validate
 from iot_pipeline.contract.spark_schema import bronze_schema
 

@@ -15,8 +15,8 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from iot_pipeline.assets.models import silver_events_model
 from iot_pipeline.assets.silver_logic import valid_event
-from iot_pipeline.checks.models import silver_events_model
 from iot_pipeline.checks.validation import validate
 from iot_pipeline.contract.event import EVENT_FIELDS, FieldType
 from iot_pipeline.contract.rules import value_rules

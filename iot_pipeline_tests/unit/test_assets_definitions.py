@@ -140,12 +140,20 @@ def test_markdown_tables_escape_and_truncate() -> None:
     assert text.count("\n| ") == 48 and text.endswith("2 more row(s) not shown.")
 
 
-def test_the_daily_p95_columns_are_declared_once() -> None:
+def test_checked_datasets_declare_their_columns_once_in_their_models() -> None:
+    """The Pandera model is the declaration: the Spark output schema and the UI's columns follow it."""
+    from iot_pipeline.assets import models, schemas
     from iot_pipeline.assets.gold_logic import P95_SCHEMA
-    from iot_pipeline.assets.schemas import DAILY_EVENT_DURATION_P95
-    from iot_pipeline.checks.models import daily_p95_model
 
     spark_columns = [(f.name, f.dataType.simpleString(), f.nullable) for f in P95_SCHEMA.fields]
-    dagster_columns = [(c.name, c.type, not c.constraints.nullable) for c in DAILY_EVENT_DURATION_P95.columns]
-    assert [(n, t, not nullable) for n, t, nullable in spark_columns] == dagster_columns
-    assert list(daily_p95_model().columns) == list(P95_COLUMNS)
+    dagster_columns = [
+        (c.name, c.type, c.constraints.nullable) for c in schemas.DAILY_EVENT_DURATION_P95.columns
+    ]
+    assert spark_columns == dagster_columns
+    assert list(P95_COLUMNS) == list(models.daily_p95_model().columns)
+    for schema in (schemas.DAILY_EVENT_DURATION_P95, schemas.DEVICE_MINUTE_STATS):
+        assert all(c.description for c in schema.columns)
+    by_name = {c.name: c for c in schemas.DEVICE_MINUTE_STATS.columns}
+    assert by_name["battery_avg"].constraints.nullable
+    assert by_name["battery_avg"].constraints.other == ["in_range(0, 100)"]
+    assert by_name["low_battery_events"].description == "Events with battery_level < 20."
