@@ -67,14 +67,12 @@ def daily_device_type_summary(
         ],
     )
     return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": len(rows),
-            "rows": len(rows),
-            "days": len(days),
-            "events": sum(r["events"] for r in rows),
-            "silver_hours_found": sum(silver.hours_found.values()),
-            "summary": dg.MetadataValue.md(table),
-            "seconds": round(time.monotonic() - t0, 3),
-            "path": dataset.root,
-        }
+        metadata=silver.run_metadata(
+            t0,
+            dataset.root,
+            len(rows),
+            **{"dagster/row_count": len(rows)},
+            events=sum(r["events"] for r in rows),
+            summary=dg.MetadataValue.md(table),
+        )
     )

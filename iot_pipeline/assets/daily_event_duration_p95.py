@@ -128,21 +128,17 @@ def daily_event_duration_p95(
             partition_key=day,
         )
     return dg.MaterializeResult(
-        metadata={
-            "rows": len(rows),
-            "days": len(days),
-            "device_types_excluded": len(excluded),
-            "events_total": sum(r["events_total"] for r in rows),
-            "outliers_removed": sum(r["outliers_removed"] for r in rows),
-            "silver_hours_found": sum(silver.hours_found.values()),
-            "silver_hours_expected": 24 * len(days),
-            "silver_bytes_read": silver.bytes_read,
-            "days_checked_by_event_id_index": len(by_index),
-            "days_with_repeated_event_id": sum(1 for ok in by_index.values() if not ok),
-            "csv_exports": dg.MetadataValue.json(csv_paths[:31]),
-            "seconds": round(time.monotonic() - t0, 3),
-            "path": layout.gold_daily_event_duration_p95,
-        }
+        metadata=silver.run_metadata(
+            t0,
+            layout.gold_daily_event_duration_p95,
+            len(rows),
+            device_types_excluded=len(excluded),
+            events_total=sum(r["events_total"] for r in rows),
+            outliers_removed=sum(r["outliers_removed"] for r in rows),
+            days_checked_by_event_id_index=len(by_index),
+            days_with_repeated_event_id=sum(1 for ok in by_index.values() if not ok),
+            csv_exports=dg.MetadataValue.json(csv_paths[:31]),
+        )
     )
 
 

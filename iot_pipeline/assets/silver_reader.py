@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
@@ -21,6 +22,21 @@ class SilverDays:
     files_by_hour: dict[tuple[str, int], frozenset[str]]  # (day, hour) -> names of its silver files
     bytes_read: int
     largest_day_bytes: int  # sizes per-day work such as the p95's repeat check
+
+    def run_metadata(self, started: float, path: str, rows: int, **specific: object) -> dict[str, object]:
+        """What every daily run reports, around what only it knows: rows written, days, the silver
+        hours and bytes it read, seconds since ``started`` (``time.monotonic()``) and where it wrote."""
+        days = len(self.hours_found)
+        return {
+            "rows": rows,
+            "days": days,
+            **specific,
+            "silver_hours_found": sum(self.hours_found.values()),
+            "silver_hours_expected": 24 * days,
+            "silver_bytes_read": self.bytes_read,
+            "seconds": round(time.monotonic() - started, 3),
+            "path": path,
+        }
 
 
 def read_silver_days(spark: SparkSession, dataset: str, days: list[str], columns: list[str]) -> SilverDays:
