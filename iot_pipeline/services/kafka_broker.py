@@ -19,7 +19,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -29,7 +28,14 @@ from pathlib import Path
 
 from iot_pipeline.services.maven import require_tool, resolve_classpath
 from iot_pipeline.services.paths import cache_dir
-from iot_pipeline.services.processes import free_ports, tail_log
+from iot_pipeline.services.processes import (
+    StateFile,
+    free_ports,
+    listening,
+    port_in_use,
+    running_pid,
+    tail_log,
+)
 
 # Newest 4.x release Maven Central serves (checked 4.1.1 ... 4.4.0); log4j matches what Kafka 4.4.0 is
 # built against. Kafka's POMs pin slf4j-api 1.7.36, which cannot see the SLF4J 2 binding of
@@ -136,22 +142,6 @@ class BrokerStatus:
     log_file: Path
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((HOST, port)) == 0
-
-
 def new_cluster_id() -> str:
     """What ``kafka-storage random-uuid`` prints, without paying a JVM start (~3 s on 2 busy cores).
 
@@ -188,31 +178,12 @@ class KafkaBroker:
     def bootstrap_servers(self) -> str:
         return f"{HOST}:{self.port}"
 
-    @property
-    def data_dir(self) -> Path:
-        return self.state_dir / "data"
-
-    @property
-    def log_file(self) -> Path:
-        """The broker's own log (log4j2, rolled at 20 MB)."""
-        return self.state_dir / "logs" / "server.log"
-
-    @property
-    def stdout_file(self) -> Path:
-        """JVM stdout/stderr: where a crash before logging starts shows up."""
-        return self.state_dir / "logs" / "kafka.out"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.state_dir / "kafka.pid"
-
-    @property
-    def properties_file(self) -> Path:
-        return self.state_dir / "server.properties"
-
-    @property
-    def log4j_file(self) -> Path:
-        return self.state_dir / "log4j2.xml"
+    data_dir = StateFile("data")
+    log_file = StateFile("logs", "server.log")  # the broker's own log (log4j2, rolled at 20 MB)
+    stdout_file = StateFile("logs", "kafka.out")  # JVM stdout/stderr: a crash before logging starts
+    pid_file = StateFile("kafka.pid")
+    properties_file = StateFile("server.properties")
+    log4j_file = StateFile("log4j2.xml")
 
     @property
     def formatted(self) -> bool:
@@ -388,9 +359,8 @@ class KafkaBroker:
             if self._child.poll() is None:
                 return self._child.pid
             self._child = None
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
+        pid = running_pid(self.pid_file, alive=lambda _: True)  # judged below, by its command line
+        if pid is None:
             return None
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
@@ -416,7 +386,7 @@ class KafkaBroker:
             (self.controller_port, "the controller port (--controller-port or IOT_KAFKA_CONTROLLER_PORT)"),
             *([(self.security.port, "the SASL_SSL port (--sasl-ssl-port)")] if self.security else []),
         ):
-            if not _port_free(port):
+            if port_in_use(port):
                 raise PortInUseError(
                     f"Port {HOST}:{port} is already in use by another process, so the Kafka broker cannot "
                     f"bind it. Stop that process or choose another value for {setting}."
@@ -471,7 +441,7 @@ class KafkaBroker:
     def healthy(self, timeout_s: float = 5.0, bootstrap_servers: str | None = None) -> bool:
         """The broker answers a metadata request that names a broker and an active controller."""
         bootstrap_servers = bootstrap_servers or self.bootstrap_servers
-        if not _port_open(int(bootstrap_servers.rsplit(":", 1)[1])):
+        if not listening(int(bootstrap_servers.rsplit(":", 1)[1])):
             return False
         from confluent_kafka import KafkaException
         from confluent_kafka.admin import AdminClient

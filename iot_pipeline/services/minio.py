@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import socket
 import subprocess
 import time
 import urllib.error
@@ -24,7 +23,7 @@ from pathlib import Path
 
 from iot_pipeline.services.maven import ToolMissingError, require_tool
 from iot_pipeline.services.paths import cache_dir, state_dir
-from iot_pipeline.services.processes import tail_log, terminate
+from iot_pipeline.services.processes import StateFile, port_in_use, running_pid, tail_log, terminate
 
 MINIO_MODULE = "github.com/minio/minio"
 MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
@@ -90,16 +89,6 @@ def ensure_binary(version: str = MINIO_VERSION, *, timeout: float = 1800) -> Pat
     return binary
 
 
-def port_in_use(port: int, host: str = HOST) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
 def _alive(pid: int) -> bool:
     """True if ``pid`` runs a MinIO process (guards against a recycled pid after a crash)."""
     try:
@@ -141,24 +130,12 @@ class MinioServer:
     def endpoint(self) -> str:
         return f"http://{HOST}:{self.port}"
 
-    @property
-    def data_dir(self) -> Path:
-        return self.home / "data"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.home / "minio.pid"
-
-    @property
-    def log_file(self) -> Path:
-        return self.home / "minio.log"
+    data_dir = StateFile("data", folder="home")
+    pid_file = StateFile("minio.pid", folder="home")
+    log_file = StateFile("minio.log", folder="home")
 
     def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        return pid if _alive(pid) else None
+        return running_pid(self.pid_file, _alive)
 
     def healthy(self, timeout: float = 2.0) -> bool:
         try:

@@ -32,6 +32,24 @@ def free_port(host: str = HOST) -> int:
     return free_ports(1, host)[0]
 
 
+def port_in_use(port: int, host: str = HOST) -> bool:
+    """Can nothing bind ``port``? (A port in TIME_WAIT counts as free, as it does for the servers.)"""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def listening(port: int, host: str = HOST) -> bool:
+    """Does something accept connections on ``port``?"""
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
+        return True
+    return False
+
+
 def pid_alive(pid: int) -> bool:
     """Is the process running? One that exited but was not reaped yet (a zombie) is not: a child of
     this process is reaped here, another parent's zombie is recognised by its state in /proc."""
@@ -49,6 +67,27 @@ def pid_alive(pid: int) -> bool:
     except (OSError, IndexError):
         return True
     return state != "Z"
+
+
+def running_pid(pid_file: Path, alive: Callable[[int], bool] = pid_alive) -> int | None:
+    """The pid a service recorded in ``pid_file`` if ``alive`` says it still runs; None when the file is
+    missing or garbled, or the process is gone."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if alive(pid) else None
+
+
+class StateFile:
+    """A file or folder at a fixed place in a service's state folder, the instance's ``folder``
+    attribute: ``pid_file = StateFile("kafka.pid")``."""
+
+    def __init__(self, *parts: str, folder: str = "state_dir") -> None:
+        self.parts, self.folder = parts, folder
+
+    def __get__(self, service: object, owner: type | None = None) -> Path:
+        return Path(getattr(service, self.folder), *self.parts)
 
 
 def tail_log(path: Path, lines: int = 30) -> str:

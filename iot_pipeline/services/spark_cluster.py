@@ -25,7 +25,7 @@ import pyspark
 from iot_pipeline.command import Command
 from iot_pipeline.services.maven import require_tool
 from iot_pipeline.services.paths import state_dir
-from iot_pipeline.services.processes import free_ports, pid_alive, tail_log, terminate
+from iot_pipeline.services.processes import free_ports, running_pid, tail_log, terminate
 
 HOST = "127.0.0.1"
 JAVA_HINT = "install a JDK 17+ (Debian: apt-get install openjdk-17-jdk-headless)."
@@ -47,12 +47,12 @@ class SparkStandaloneCluster:
     """One master and one worker whose logs, pid files and work directory live in ``state_dir``."""
 
     state_dir: Path
-    master_port: int = 7077
+    master_port: int = 7077  # spark://127.0.0.1:<port>, what runs connect to
     master_webui_port: int = 8080
     worker_webui_port: int = 8081
-    worker_cores: int = 1
-    worker_memory: str = "1g"
-    daemon_memory: str = "256m"
+    worker_cores: int = 1  # what the worker offers to all runs together
+    worker_memory: str = "1g"  # likewise: executors of all runs share it
+    daemon_memory: str = "256m"  # heap of the master and worker JVMs themselves
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir).resolve()
@@ -114,11 +114,7 @@ class SparkStandaloneCluster:
         return proc.pid
 
     def _pid(self, role: str) -> int | None:
-        try:
-            pid = int(self.pid_file(role).read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        return pid if pid_alive(pid) else None
+        return running_pid(self.pid_file(role))
 
     def master_state(self) -> dict | None:
         """The master's JSON status (workers, apps), or None when its web UI does not answer."""

@@ -20,9 +20,7 @@ exits 0 when something accepts connections on 127.0.0.1 at the port (the health 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -34,7 +32,7 @@ from iot_pipeline.resources.spark import CONNECT_DEFAULT_PORT as DEFAULT_PORT
 from iot_pipeline.resources.spark import REMOTE_ENV
 from iot_pipeline.services.maven import require_tool
 from iot_pipeline.services.paths import state_dir
-from iot_pipeline.services.processes import pid_alive, tail_log, terminate
+from iot_pipeline.services.processes import listening, running_pid, tail_log, terminate
 from iot_pipeline.services.spark_cluster import JAVA_HINT, spark_home
 
 HOST = "127.0.0.1"
@@ -79,12 +77,6 @@ def server_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def listening(port: int, host: str = HOST) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
-        return True
-    return False
-
-
 def wait_listening(port: int, alive: Callable[[], bool], log: Path, timeout: float = 180.0) -> None:
     """Return once the server accepts connections; fail with its log's tail if it exits or hangs."""
     deadline = time.monotonic() + timeout
@@ -113,11 +105,7 @@ class SparkConnectServer:
         return remote_url(self.port)
 
     def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        return pid if pid_alive(pid) else None
+        return running_pid(self.pid_file)
 
     def start(self, env: Mapping[str, str] | None = None, timeout: float = 180.0) -> None:
         """Start ``serve`` detached in ``env`` (default: this process's), so the server is configured

@@ -57,6 +57,16 @@ def local_path(uri: str) -> str:
     return parsed.path if parsed.scheme == "file" else uri
 
 
+class _LakePath:
+    """A dataset or state file at a fixed place under the lake root: ``bronze_events = _LakePath(...)``."""
+
+    def __init__(self, *parts: str) -> None:
+        self.parts = parts
+
+    def __get__(self, layout: LakeLayout, owner: type | None = None) -> str:
+        return layout.path(*self.parts)
+
+
 @dataclass(frozen=True)
 class LakeLayout:
     root: str
@@ -64,59 +74,29 @@ class LakeLayout:
     def path(self, *parts: str) -> str:
         return "/".join([self.root.rstrip("/"), *[p.strip("/") for p in parts]])
 
-    # Streaming outputs (written by the Spark Structured Streaming job).
-    @property
-    def bronze_events(self) -> str:
-        return self.path("bronze", "events")
+    # Streaming outputs (written by the Spark Structured Streaming job); the live minute aggregates are
+    # provisional, for live views: the hourly assets are authoritative.
+    bronze_events = _LakePath("bronze", "events")
+    quarantine_events = _LakePath("quarantine", "events")
+    live_device_type_minute = _LakePath("live", "device_type_minute_stats")
 
-    @property
-    def quarantine_events(self) -> str:
-        return self.path("quarantine", "events")
+    # Batch outputs (written by the Dagster assets). The event-id index is written with silver's files
+    # and read by the daily checks of distinct event_id.
+    silver_events = _LakePath("silver", "events")
+    silver_event_id_index = _LakePath("silver", "event_id_index")
+    silver_device_minute_stats = _LakePath("silver", "device_minute_stats")
+    gold_daily_event_duration_p95 = _LakePath("gold", "daily_event_duration_p95")
+    gold_daily_device_type_summary = _LakePath("gold", "daily_device_type_summary")
+    exports = _LakePath("exports")
 
-    @property
-    def live_device_type_minute(self) -> str:
-        """Provisional per-minute aggregates for live views; the hourly assets are authoritative."""
-        return self.path("live", "device_type_minute_stats")
-
-    # Batch outputs (written by the Dagster assets).
-    @property
-    def silver_events(self) -> str:
-        return self.path("silver", "events")
-
-    @property
-    def silver_event_id_index(self) -> str:
-        """Written by ``silver/events`` with its files; read by the daily checks of distinct event_id."""
-        return self.path("silver", "event_id_index")
-
-    @property
-    def silver_device_minute_stats(self) -> str:
-        return self.path("silver", "device_minute_stats")
-
-    @property
-    def gold_daily_event_duration_p95(self) -> str:
-        return self.path("gold", "daily_event_duration_p95")
-
-    @property
-    def gold_daily_device_type_summary(self) -> str:
-        return self.path("gold", "daily_device_type_summary")
-
-    @property
-    def exports(self) -> str:
-        return self.path("exports")
+    # The stream's state: its event-time watermark ``{"watermark": ISO-8601}`` (``storage.watermark``)
+    # and the newest bronze micro-batch whose writes all committed (``storage.commits``).
+    stream_watermark = _LakePath("_state", "stream", "watermark.json")
+    bronze_commit = _LakePath("_state", "stream", "bronze_commit.json")
 
     def daily_p95_csv(self, day: str) -> str:
         """The analysts' CSV export of one day of ``gold/daily_event_duration_p95``."""
         return f"{self.exports}/daily_event_duration_p95/event_date={day}.csv"
-
-    @property
-    def stream_watermark(self) -> str:
-        """The stream's event-time watermark, ``{"watermark": ISO-8601}`` (see ``storage.watermark``)."""
-        return self.path("_state", "stream", "watermark.json")
-
-    @property
-    def bronze_commit(self) -> str:
-        """The newest bronze micro-batch whose writes all committed (see ``storage.commits``)."""
-        return self.path("_state", "stream", "bronze_commit.json")
 
     def checkpoint(self, query_name: str) -> str:
         """Streaming checkpoints live in the lake's state area so they move with the lake."""
