@@ -27,7 +27,7 @@ from iot_pipeline.assets.keys import (
 )
 from iot_pipeline.assets.partitions import DAILY
 from iot_pipeline.sensors.catchup import make_request, request_groups
-from iot_pipeline.sensors.cursor import dump_cursor, dump_marks, load_cursor, load_marks
+from iot_pipeline.sensors.cursor import cursor_fields, dump_cursor, load_cursor, load_marks
 from iot_pipeline.sensors.history import (
     FINISHED_BAD,
     FINISHED_OK,
@@ -68,14 +68,7 @@ class DayCursor:
         )
 
     def dump(self) -> str:
-        return dump_cursor(
-            CURSOR_VERSION,
-            after=self.after,
-            pending=sorted(self.pending),
-            requests=[r.dump() for r in self.requests],
-            days=dump_marks(self.days),
-            rotate=self.rotate,
-        )
+        return dump_cursor(CURSOR_VERSION, **cursor_fields(self))
 
 
 def day_of(hour_partition: str) -> str:

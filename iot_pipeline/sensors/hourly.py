@@ -34,7 +34,7 @@ from iot_pipeline.assets.keys import (
 )
 from iot_pipeline.assets.partitions import HOURLY, HOURLY_FORMAT
 from iot_pipeline.sensors.catchup import make_request, request_groups
-from iot_pipeline.sensors.cursor import dump_cursor, dump_marks, load_cursor, load_marks
+from iot_pipeline.sensors.cursor import cursor_fields, dump_cursor, load_cursor, load_marks
 from iot_pipeline.sensors.history import latest_materializations
 from iot_pipeline.sensors.lake_sensor import Tick, lake_sensor
 from iot_pipeline.sensors.requests import Request, busy_partitions, load_requests, outcomes, settle
@@ -77,12 +77,7 @@ class HourCursor:
         return cls(load_marks(doc.get("hours")), load_requests(doc.get("requests")), doc.get("scan"))
 
     def dump(self) -> str:
-        return dump_cursor(
-            CURSOR_VERSION,
-            scan=self.scan,
-            hours=dump_marks(self.hours),
-            requests=[r.dump() for r in self.requests],
-        )
+        return dump_cursor(CURSOR_VERSION, **cursor_fields(self))
 
     def done(self, key: str) -> str:
         return self.hours.get(key, ["", 0.0])[0]
