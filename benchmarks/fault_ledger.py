@@ -27,26 +27,16 @@ import argparse
 import json
 import os
 import secrets
-import signal
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.services.kafka_broker import KafkaBroker
 from iot_pipeline.services.minio import MinioServer, ensure_binary
 from iot_pipeline.services.processes import free_port, free_ports
-from iot_pipeline.testing.faults import (
-    TABLE_HEADER,
-    FaultLedger,
-    FaultMinio,
-    Lake,
-    Plan,
-    Services,
-    run_plan,
-)
+from iot_pipeline.testing import faults
+from iot_pipeline.testing.kafka import scratch_kafka
 
 # Before any Spark starts (the plans start the stream and the runs as processes with this env).
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -62,16 +52,16 @@ SCENARIOS = (
 )
 
 
-def plans(kills: int, outage: float) -> dict[str, tuple[Plan, bool]]:
+def plans(kills: int, outage: float) -> dict[str, tuple[faults.Plan, bool]]:
     """Scenario name -> (plan, lake on MinIO)."""
     return {
-        "kill9-local": (Plan("kill9-local", stream_kills=kills), False),
-        "kill9-minio": (Plan("kill9-minio", stream_kills=kills), True),
-        "broker-restart": (Plan("broker-restart", broker_restart=True, min_feed_s=40), False),
-        "minio-outage-stream": (Plan("minio-outage-stream", minio_outage_stream_s=outage), True),
-        "minio-outage-hourly": (Plan("minio-outage-hourly", minio_outage_hourly_s=outage), True),
-        "hourly-kill": (Plan("hourly-kill", hourly_kill=True), False),
-        "second-stream": (Plan("second-stream", second_stream=True), False),
+        "kill9-local": (faults.Plan("kill9-local", stream_kills=kills), False),
+        "kill9-minio": (faults.Plan("kill9-minio", stream_kills=kills), True),
+        "broker-restart": (faults.Plan("broker-restart", broker_restart=True, min_feed_s=40), False),
+        "minio-outage-stream": (faults.Plan("minio-outage-stream", minio_outage_stream_s=outage), True),
+        "minio-outage-hourly": (faults.Plan("minio-outage-hourly", minio_outage_hourly_s=outage), True),
+        "hourly-kill": (faults.Plan("hourly-kill", hourly_kill=True), False),
+        "second-stream": (faults.Plan("second-stream", second_stream=True), False),
     }
 
 
@@ -88,63 +78,44 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="iot-faults-"))
     port, controller = free_ports(2)
     broker = KafkaBroker(work / "kafka", port=port, controller_port=controller, heap="512m")
-    minio = FaultMinio(
+    minio = faults.FaultMinio(
         MinioServer(work / "minio", port=free_port(), console_port=None),
         f"faults-{secrets.token_hex(4)}",
         secrets.token_urlsafe(24),
         ensure_binary(),
     )
-    books: list[FaultLedger] = []
+    books: list[faults.FaultLedger] = []
     started = time.monotonic()
     try:
         broker.start(timeout_s=300)
         minio.start()
         os.environ.update(minio.env())  # the ledger reads S3 lakes with pyarrow from this process
 
-        def kill_broker() -> None:
-            pid = broker.pid()
-            if pid is not None:
-                os.kill(pid, signal.SIGKILL)
-                while broker.pid() is not None:
-                    time.sleep(0.1)
-
-        services = Services(
-            kill_broker=kill_broker,
-            start_broker=lambda: broker.start(timeout_s=300),
-            kill_minio=minio.kill,
-            start_minio=minio.start,
-        )
+        services = faults.fault_services(broker, minio)
         table = plans(args.kills, args.outage_seconds)
         for name in args.only:
             plan, on_minio = table[name]
             plan.rate = args.rate
-            suffix = uuid.uuid4().hex[:8]
-            kafka = KafkaResource(
-                bootstrap_servers=broker.bootstrap_servers,
-                topic=f"faults-{suffix}",
-                quarantine_topic=f"faults-{suffix}-q",
-                partitions=3,
-            )
-            kafka.ensure_topics()
+            kafka = scratch_kafka(broker.bootstrap_servers, "faults")
             lake = (
-                Lake(f"s3a://{minio.make_bucket()}/lake", minio.env())
+                faults.Lake(f"s3a://{minio.make_bucket()}/lake", minio.env())
                 if on_minio
-                else Lake(str(work / name / "lake"))
+                else faults.Lake(str(work / name / "lake"))
             )
             try:
-                books.append(run_plan(plan, lake, kafka, services, work / name))
+                books.append(faults.run_plan(plan, lake, kafka, services, work / name))
             except Exception as exc:  # a scenario that cannot finish is a failing scenario
-                book = FaultLedger(name)
+                book = faults.FaultLedger(name)
                 book.checks["scenario completed"] = False
                 book.notes.append(f"{type(exc).__name__}: {str(exc)[:2000]}")
                 books.append(book)
-            print(f"\n{TABLE_HEADER}\n" + "\n".join(b.table_row() for b in books), flush=True)
+            print(f"\n{faults.TABLE_HEADER}\n" + "\n".join(b.table_row() for b in books), flush=True)
     finally:
         minio.server.stop()
         broker.stop()
 
     print(f"\n== fault ledger ({time.monotonic() - started:.0f}s, {os.cpu_count()} cores) ==")
-    print(TABLE_HEADER)
+    print(faults.TABLE_HEADER)
     for book in books:
         print(book.table_row())
     for book in books:

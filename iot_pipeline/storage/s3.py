@@ -42,6 +42,19 @@ class S3ConfigError(LakeConfigError):
     """The object store rejected our settings; the message names the setting to fix."""
 
 
+def client_env(
+    endpoint: str, access_key: str, secret_key: str, region: str = DEFAULT_REGION
+) -> dict[str, str]:
+    """The variables that point the pipeline's S3 clients (Spark's S3A, boto3, pyarrow) at a server:
+    merge into a process's environment."""
+    return {
+        "AWS_ACCESS_KEY_ID": access_key,
+        "AWS_SECRET_ACCESS_KEY": secret_key,
+        "AWS_REGION": region,
+        ENDPOINT_ENV: endpoint,
+    }
+
+
 def bundled_hadoop_version(jars_dir: str | None = None) -> str:
     """Hadoop version of the installed PySpark, read from its ``hadoop-client-api-<v>.jar``."""
     jars_dir = jars_dir or os.path.join(os.path.dirname(pyspark.__file__), "jars")

@@ -44,7 +44,7 @@ from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.services.kafka_broker import KafkaBroker
 from iot_pipeline.services.minio import MinioServer
 from iot_pipeline.storage.layout import LakeLayout, is_local, local_path
-from iot_pipeline.storage.s3 import DEFAULT_REGION, lake_filesystem
+from iot_pipeline.storage.s3 import DEFAULT_REGION, client_env, lake_filesystem
 from iot_pipeline.streaming.checkpoint import CheckpointError, end_offsets, read_state
 from iot_pipeline.streaming.lock import lock_path
 
@@ -698,12 +698,7 @@ class FaultMinio:
     binary: Path
 
     def env(self) -> dict[str, str]:
-        return {
-            "AWS_ACCESS_KEY_ID": self.user,
-            "AWS_SECRET_ACCESS_KEY": self.password,
-            "AWS_REGION": DEFAULT_REGION,
-            "IOT_S3_ENDPOINT": self.server.endpoint,
-        }
+        return client_env(self.server.endpoint, self.user, self.password)
 
     def kill(self) -> None:
         """An outage as a crash: SIGKILL, no shutdown."""
@@ -733,13 +728,20 @@ class FaultMinio:
         return name
 
 
-def broker_services(broker: KafkaBroker) -> Services:
-    def kill() -> None:
-        pid = broker.pid()
-        if pid is not None:
-            os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 30
-            while broker.pid() is not None and time.monotonic() < deadline:
-                time.sleep(0.1)
+def fault_services(broker: KafkaBroker | None = None, minio: FaultMinio | None = None) -> Services:
+    """The faults a plan may inject into these services: kill -9 and restart of each."""
+    services = Services()
+    if broker is not None:
 
-    return Services(kill_broker=kill, start_broker=lambda: broker.start(timeout_s=180))
+        def kill() -> None:
+            pid = broker.pid()
+            if pid is not None:
+                os.kill(pid, signal.SIGKILL)
+                deadline = time.monotonic() + 30
+                while broker.pid() is not None and time.monotonic() < deadline:
+                    time.sleep(0.1)
+
+        services.kill_broker, services.start_broker = kill, lambda: broker.start(timeout_s=300)
+    if minio is not None:
+        services.kill_minio, services.start_minio = minio.kill, minio.start
+    return services

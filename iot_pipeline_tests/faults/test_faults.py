@@ -23,8 +23,7 @@ from iot_pipeline.testing.faults import (
     FaultMinio,
     Lake,
     Plan,
-    Services,
-    broker_services,
+    fault_services,
     run_plan,
 )
 
@@ -59,7 +58,7 @@ def test_local_lake_stream_kills_second_stream_broker_restart_and_killed_hourly_
         hourly_kill=True,
     )
     book = run_plan(
-        plan, Lake(str(tmp_path / "lake")), kafka_resource, broker_services(kafka_broker), tmp_path
+        plan, Lake(str(tmp_path / "lake")), kafka_resource, fault_services(kafka_broker), tmp_path
     )
     assert book.stream_kills == 3
     assert "second stream refused, naming the first" in book.checks
@@ -78,7 +77,6 @@ def test_minio_lake_stream_kills_and_outages_during_stream_and_hourly_run(
         minio_outage_stream_s=15,
         minio_outage_hourly_s=15,
     )
-    services = Services(kill_minio=fault_minio.kill, start_minio=fault_minio.start)
-    book = run_plan(plan, s3_lake, kafka_resource, services, tmp_path)
+    book = run_plan(plan, s3_lake, kafka_resource, fault_services(minio=fault_minio), tmp_path)
     assert book.stream_kills == 3
     assert_ledger(book)

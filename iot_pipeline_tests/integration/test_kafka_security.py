@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +24,7 @@ from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import SparkResource
 from iot_pipeline.services.kafka_broker import KafkaBroker
 from iot_pipeline.streaming.resource import SparkStreamingResource, StreamMode
+from iot_pipeline.testing.kafka import scratch_kafka
 from iot_pipeline_tests.fixtures.kafka import secured_env
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark]
@@ -37,14 +37,7 @@ def secured(secured_kafka_broker: KafkaBroker, monkeypatch: pytest.MonkeyPatch) 
     """The secured broker's variables in the environment, and this test's topics on it."""
     for key, value in secured_env(secured_kafka_broker).items():
         monkeypatch.setenv(key, value)
-    suffix = uuid.uuid4().hex[:8]
-    kafka = KafkaResource(
-        bootstrap_servers=secured_kafka_broker.security.bootstrap_servers,
-        topic=f"secure-{suffix}",
-        quarantine_topic=f"secure-{suffix}-quarantine",
-    )
-    kafka.ensure_topics()
-    yield kafka
+    yield scratch_kafka(secured_kafka_broker.security.bootstrap_servers, "secure")
 
 
 def simulate(topic: str, events: int, seed: int, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
