@@ -7,6 +7,7 @@ them): change them only together.
 from __future__ import annotations
 
 import bisect
+import functools
 import json
 import threading
 from collections.abc import Iterable, Iterator
@@ -88,49 +89,39 @@ class WeightedHistogram:
         yield HistogramMetricFamily(self.name, self.doc, buckets=buckets, sum_value=total)
 
 
+# Every metric of the stream is named iot_stream_<name>.
+NAMESPACE = "iot_stream"
+
+
 class StreamMetrics:
     """All metrics of one streaming process, on a registry of its own (tests start several)."""
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
-        self.input_rows = Counter("iot_stream_input_rows", "Kafka records read by the stream.", registry=r)
-        self.bronze_rows = Counter("iot_stream_bronze_rows", "Valid events landed in bronze.", registry=r)
-        self.quarantined = Counter(
-            "iot_stream_quarantined_rows", "Records quarantined, by reason.", ["reason"], registry=r
+        counter = functools.partial(Counter, namespace=NAMESPACE, registry=r)
+        gauge = functools.partial(Gauge, namespace=NAMESPACE, registry=r)
+        self.input_rows = counter("input_rows", "Kafka records read by the stream.")
+        self.bronze_rows = counter("bronze_rows", "Valid events landed in bronze.")
+        self.quarantined = counter("quarantined_rows", "Records quarantined, by reason.", ["reason"])
+        self.input_rate = gauge("input_rows_per_second", "Input rate of the last micro-batch.", ["query"])
+        self.processed_rate = gauge(
+            "processed_rows_per_second", "Processing rate of the last batch.", ["query"]
         )
-        self.input_rate = Gauge(
-            "iot_stream_input_rows_per_second", "Input rate of the last micro-batch.", ["query"], registry=r
+        self.watermark = gauge(
+            "watermark_timestamp_seconds", "Event-time watermark (newest event landed minus the delay)."
         )
-        self.processed_rate = Gauge(
-            "iot_stream_processed_rows_per_second",
-            "Processing rate of the last micro-batch.",
-            ["query"],
-            registry=r,
+        self.lag = gauge(
+            "consumer_lag", "Latest Kafka offset minus processed offset.", ["topic", "partition"]
         )
-        self.watermark = Gauge(
-            "iot_stream_watermark_timestamp_seconds",
-            "Event-time watermark of the stream (newest event landed minus the delay).",
-            registry=r,
+        self.latest_hour = gauge(
+            "latest_event_hour_timestamp_seconds", "Start of the newest event hour landed."
         )
-        self.lag = Gauge(
-            "iot_stream_consumer_lag",
-            "Latest Kafka offset minus processed offset.",
-            ["topic", "partition"],
-            registry=r,
-        )
-        self.latest_hour = Gauge(
-            "iot_stream_latest_event_hour_timestamp_seconds",
-            "Start of the newest event hour landed.",
-            registry=r,
-        )
-        self.last_progress = Gauge(
-            "iot_stream_last_progress_timestamp_seconds", "Wall time of the last query progress.", registry=r
-        )
+        self.last_progress = gauge("last_progress_timestamp_seconds", "Wall time of the last query progress.")
         self.batch_duration = WeightedHistogram(
-            "iot_stream_batch_duration_seconds", "Micro-batch duration.", BATCH_BUCKETS
+            f"{NAMESPACE}_batch_duration_seconds", "Micro-batch duration.", BATCH_BUCKETS
         )
         self.latency = WeightedHistogram(
-            "iot_stream_end_to_end_latency_seconds", "Kafka timestamp to batch commit.", LATENCY_BUCKETS
+            f"{NAMESPACE}_end_to_end_latency_seconds", "Kafka timestamp to batch commit.", LATENCY_BUCKETS
         )
         r.register(self.batch_duration)
         r.register(self.latency)
