@@ -1,7 +1,9 @@
 """Dagster column schemas of every dataset the assets read or write, shown in the UI's lineage.
 
-Event columns come from the contract (:mod:`iot_pipeline.contract.dagster_schema`); the columns the
-stream and the assets add are declared here, next to the assets that write them.
+Event columns come from the contract (:mod:`iot_pipeline.contract.dagster_schema`); the datasets the
+asset checks validate take theirs from their Pandera models (:mod:`iot_pipeline.assets.models`); the
+rest (the stream's lineage and partition columns, the index, quarantine and the live minute stats)
+are declared here.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -110,11 +111,10 @@ def test_real_spark_reads_the_file_and_expands_the_environment(tmp_path: Path) -
 
 
 def test_prefetch_script_caches_what_the_project_resolves() -> None:
-    sys.path.insert(0, str(DEPLOY))
-    try:
-        import prefetch_spark_jars as prefetch
-    finally:
-        sys.path.remove(str(DEPLOY))
+    # A standalone script of the image build, loaded from its file (it is not a package module).
+    spec = importlib.util.spec_from_file_location("prefetch_spark_jars", DEPLOY / "prefetch_spark_jars.py")
+    prefetch = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prefetch)
     assert prefetch.project_packages() == spark_defaults()["spark.jars.packages"].split(",")
     assert prefetch.ivy_jar_name(kafka_connector_package()) == (
         "org.apache.spark_spark-sql-kafka-0-10_2.13-4.2.0.jar"
