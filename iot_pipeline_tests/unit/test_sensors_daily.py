@@ -231,12 +231,13 @@ def test_days_ready_together_are_one_backfill(tmp_path: Path, instance) -> None:
 
 
 def test_open_day_is_not_requested(tmp_path: Path, instance) -> None:
-    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-    land(tmp_path, today)
-    run_hour(instance, today)
-    result = tick(tmp_path, instance)
+    # A fixed clock three hours into the day: with the real one, the day's first hour is still open
+    # (not yet a partition) during the first hour of every UTC day.
+    land(tmp_path, hour(0))
+    run_hour(instance, hour(0))
+    result = tick(tmp_path, instance, now=hour(3))
     assert result.run_requests == []
-    assert DayCursor.parse(result.cursor).pending == {today.strftime("%Y-%m-%d")}
+    assert DayCursor.parse(result.cursor).pending == {DAY.strftime("%Y-%m-%d")}
 
 
 def test_a_failed_day_run_follows_a_fixed_hour_at_once(tmp_path: Path, instance) -> None:
