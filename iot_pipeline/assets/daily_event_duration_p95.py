@@ -3,6 +3,7 @@
 import csv
 import io
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
@@ -110,12 +111,15 @@ def daily_event_duration_p95(
             context.log.warning(
                 f"{day}: only {n} of 24 hours of silver/events exist; the result covers those"
             )
-    by_index = distinct_ids_by_day(layout.silver_event_id_index, silver.files_by_hour)
-    all_rows = (
-        []
-        if silver.df is None
-        else daily_p95_all_types(silver.df, id_groups(silver.largest_day_bytes), by_index)
-    )
+    # The index is read in this process while Spark's first pass runs; the second pass needs it.
+    with ThreadPoolExecutor(1, thread_name_prefix="event-id-index") as pool:
+        verdicts = pool.submit(distinct_ids_by_day, layout.silver_event_id_index, silver.files_by_hour)
+        all_rows = (
+            []
+            if silver.df is None
+            else daily_p95_all_types(silver.df, id_groups(silver.largest_day_bytes), verdicts.result)
+        )
+        by_index = verdicts.result()
     rows = [r for r in all_rows if r["events_total"] >= MIN_EVENTS]
     excluded = [r for r in all_rows if r["events_total"] < MIN_EVENTS]
     csv_paths = write_outputs(session, layout, days, rows, s3)

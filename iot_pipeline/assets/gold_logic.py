@@ -31,7 +31,7 @@ How, in two passes over the day's rows, neither of which sorts or shuffles them 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -110,14 +110,19 @@ def id_groups(largest_day_bytes: int) -> int:
     return max(1, math.ceil(largest_day_bytes / ID_GROUP_BYTES))
 
 
+# The days event_id_index has decided, or a function returning them (called after the first pass, so
+# that the index can be read while that pass runs).
+Verdicts = Mapping[str, bool] | Callable[[], Mapping[str, bool]]
+
+
 def daily_p95_all_types(
-    silver: DataFrame, id_groups_per_day: int = 1, distinct_by_index: Mapping[str, bool] | None = None
+    silver: DataFrame, id_groups_per_day: int = 1, distinct_by_index: Verdicts | None = None
 ) -> list[dict]:
     """One dict per (day, device type) *including* types below the threshold (p95 fields None there).
 
     ``silver`` needs event_date, event_id, device_type, event_duration and the Kafka coordinates.
-    ``distinct_by_index`` holds the days ``event_id_index`` has decided (True: no repeated id hash);
-    only the other days' ids are checked here. Callers split the result on
+    ``distinct_by_index`` holds the days ``event_id_index`` has decided (True: no repeated id hash),
+    or returns them when called; only the other days' ids are checked here. Callers split the result on
     ``events_total >= MIN_EVENTS``. Sorted by day and type.
     """
     groups, repeat_days = _p95(silver, id_groups_per_day, distinct_by_index or {})
@@ -129,7 +134,7 @@ def daily_p95_all_types(
 
 
 def _p95(
-    silver: DataFrame, id_groups_per_day: int | None, decided: Mapping[str, bool]
+    silver: DataFrame, id_groups_per_day: int | None, decided: Verdicts
 ) -> tuple[list[DayTypeHistogram], set[str]]:
     """The two passes; ``id_groups_per_day=None`` skips the repeat check (the rows are distinct)."""
     d = F.col("event_duration")
@@ -144,13 +149,15 @@ def _p95(
     groups = histograms(histogram.withColumn(KEY, _bin_key()).toArrow())
     reported = [g for g in groups if g.events_total >= MIN_EVENTS]
     keys = sorted({int(k) for g in reported for k in g.keys_to_fetch()})
+    bins = sorted({int(b) for g in reported for b in g.bins_to_fetch()})
     days = {g.day for g in groups}
+    decided = decided() if callable(decided) else decided
     undecided = sorted(days - decided.keys())
     if id_groups_per_day is None or not undecided:
-        rows, repeat_days = _candidates(events, keys), set()
+        rows, repeat_days = _candidates(events, bins, keys), set()
     else:
         only = None if len(undecided) == len(days) else undecided
-        rows, repeat_days = _candidates_and_repeats(silver, keys, id_groups_per_day, only)
+        rows, repeat_days = _candidates_and_repeats(silver, bins, keys, id_groups_per_day, only)
     if id_groups_per_day is not None:
         repeat_days |= {day for day in days if decided.get(day) is False}
     values = values_by_bin(rows)
@@ -165,19 +172,20 @@ def _bin_key() -> Column:
     return F.xxhash64("event_date", "device_type", BIN)
 
 
-def _is_candidate(keys: list[int]) -> Column:
-    # A hash collision only lets a few extra rows through; values_by_bin files them by their real bin.
-    return _bin_key().isin(keys) if keys else F.lit(False)
+def _is_candidate(bins: list[int], keys: list[int]) -> Column:
+    # The bin alone rules most rows out before any hashing. A hash collision only lets a few extra
+    # rows through; values_by_bin files them by their real bin.
+    return (F.col(BIN).isin(bins) & _bin_key().isin(keys)) if keys else F.lit(False)
 
 
-def _candidates(events: DataFrame, keys: list[int]) -> pa.Table:
+def _candidates(events: DataFrame, bins: list[int], keys: list[int]) -> pa.Table:
     if not keys:
         return pa.table({c: [] for c in (*_G, BIN, "event_duration")})
-    return events.filter(_is_candidate(keys)).select(*_G, BIN, "event_duration").toArrow()
+    return events.filter(_is_candidate(bins, keys)).select(*_G, BIN, "event_duration").toArrow()
 
 
 def _candidates_and_repeats(
-    silver: DataFrame, keys: list[int], id_groups_per_day: int, only_days: list[str] | None
+    silver: DataFrame, bins: list[int], keys: list[int], id_groups_per_day: int, only_days: list[str] | None
 ) -> tuple[pa.Table, set[str]]:
     """One pass: the candidate rows, and the days (of ``only_days``, default all) on which an
     event_id hash occurs more than once.
@@ -190,7 +198,7 @@ def _candidates_and_repeats(
     if only_days is not None:
         h = F.when(F.col("event_date").isin(only_days), h)
     keyed = silver.select(*_G, d, duration_bin(d).alias(BIN), h.alias("_h"))
-    row = F.when(_is_candidate(keys), F.struct("device_type", BIN, "event_duration"))
+    row = F.when(_is_candidate(bins, keys), F.struct("device_type", BIN, "event_duration"))
     per_group = (
         keyed.groupBy("event_date", F.pmod("_h", F.lit(id_groups_per_day)).alias("_g"))
         .agg(
