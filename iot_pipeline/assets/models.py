@@ -1,9 +1,12 @@
-"""Pandera (PySpark) models of every checked asset; the event columns are derived from the contract.
+"""Pandera (PySpark) models of every checked asset: the one declaration of its columns.
 
-Each model is a ``pandera.pyspark.DataFrameSchema``: column names and Spark types, nullability,
-built-in value checks (``in_range``, ``isin``, ``str_length``, ...), ``unique`` keys, and row-level
-rules across columns (:func:`row_check`, carrying their violation as Spark SQL so that the same text is
-both the pandera check and the counted rule, see :mod:`iot_pipeline.checks.validation`).
+Each model is a ``pandera.pyspark.DataFrameSchema``: column names and Spark types, nullability, a
+description, built-in value checks (``in_range``, ``isin``, ``str_length``, ...), ``unique`` keys, and
+row-level rules across columns (:func:`row_check`, carrying their violation as Spark SQL so that the
+same text is both the pandera check and the counted rule, see :mod:`iot_pipeline.checks.validation`).
+The asset checks validate against them; the column schemas the UI shows (``assets/schemas.py``) and
+the daily p95's Parquet schema (:func:`spark_schema`) are derived from them. silver/events' columns
+come from the contract.
 """
 
 from __future__ import annotations
