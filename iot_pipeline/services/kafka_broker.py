@@ -33,7 +33,7 @@ from iot_pipeline.services.processes import (
     free_ports,
     listening,
     port_in_use,
-    running_pid,
+    read_pid,
     tail_log,
 )
 
@@ -359,7 +359,7 @@ class KafkaBroker:
             if self._child.poll() is None:
                 return self._child.pid
             self._child = None
-        pid = running_pid(self.pid_file, alive=lambda _: True)  # judged below, by its command line
+        pid = read_pid(self.pid_file)  # judged below by /proc: a zombie, or a reused pid
         if pid is None:
             return None
         try:

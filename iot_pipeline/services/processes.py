@@ -69,14 +69,18 @@ def pid_alive(pid: int) -> bool:
     return state != "Z"
 
 
-def running_pid(pid_file: Path, alive: Callable[[int], bool] = pid_alive) -> int | None:
-    """The pid a service recorded in ``pid_file`` if ``alive`` says it still runs; None when the file is
-    missing or garbled, or the process is gone."""
+def read_pid(pid_file: Path) -> int | None:
+    """The pid a service recorded in ``pid_file``; None when the file is missing or garbled."""
     try:
-        pid = int(pid_file.read_text().strip())
+        return int(pid_file.read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if alive(pid) else None
+
+
+def running_pid(pid_file: Path, alive: Callable[[int], bool] = pid_alive) -> int | None:
+    """The recorded pid if ``alive`` says it still runs (a service may check its command line too)."""
+    pid = read_pid(pid_file)
+    return pid if pid is not None and alive(pid) else None
 
 
 class StateFile:
@@ -87,6 +91,8 @@ class StateFile:
         self.parts, self.folder = parts, folder
 
     def __get__(self, service: object, owner: type | None = None) -> Path:
+        if service is None:  # looked up on the class (documentation tools): no folder to join
+            raise AttributeError(f"{'/'.join(self.parts)} is a path of an instance")
         return Path(getattr(service, self.folder), *self.parts)
 
 

@@ -63,7 +63,9 @@ class _LakePath:
     def __init__(self, *parts: str) -> None:
         self.parts = parts
 
-    def __get__(self, layout: LakeLayout, owner: type | None = None) -> str:
+    def __get__(self, layout: LakeLayout | None, owner: type | None = None) -> str:
+        if layout is None:  # looked up on the class (documentation tools): no root to join
+            raise AttributeError(f"{'/'.join(self.parts)} is a path of a LakeLayout instance")
         return layout.path(*self.parts)
 
 
