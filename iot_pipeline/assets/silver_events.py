@@ -93,10 +93,11 @@ def read_bronze(spark: SparkSession, dataset: str, inputs: dict[datetime, Bronze
     """Bronze rows of the hours in ``inputs``: whole hour directories where every file is visible (the
     usual case, one listing per hour for Spark), the listed files themselves where a batch is still
     being committed, so a run never reads part of a batch."""
+    bronze = HourlyDataset(dataset)
     paths: list[str] = []
-    for h, d in HourlyDataset(dataset).dirs(sorted(inputs)).items():
+    for h, d in bronze.dirs(sorted(inputs)).items():
         paths += [d] if inputs[h].complete else [f for f, _ in inputs[h].files]
-    return spark.read.schema(bronze_schema()).option("basePath", dataset).parquet(*paths)
+    return bronze.read_paths(spark, paths, bronze_schema())
 
 
 EVENTS_DESCRIPTION = """Every IoT event of the hour exactly once: the analyst's table of record.

@@ -43,7 +43,8 @@ def read_silver_days(spark: SparkSession, dataset: str, days: list[str], columns
     files_by_hour: dict[tuple[str, int], set[str]] = {}
     day_bytes: dict[str, int] = {}
     present = []
-    for day, d in DailyDataset(dataset).dirs(days).items():
+    silver = DailyDataset(dataset)
+    for day, d in silver.dirs(days).items():
         files = pio.data_files(d)
         for path, _ in files:
             if m := _HOUR_DIR.search(path):
@@ -55,5 +56,5 @@ def read_silver_days(spark: SparkSession, dataset: str, days: list[str], columns
     hours_found = {day: sum(1 for d, _ in by_hour if d == day) for day in days}
     if not present:
         return SilverDays(None, hours_found, by_hour, 0, 0)
-    df = spark.read.schema(bronze_schema()).option("basePath", dataset).parquet(*present).select(*columns)
+    df = silver.read_paths(spark, present, bronze_schema()).select(*columns)
     return SilverDays(df, hours_found, by_hour, sum(day_bytes.values()), max(day_bytes.values()))

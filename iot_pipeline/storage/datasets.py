@@ -12,7 +12,7 @@ S3, no JVM); only the Parquet read and write go through Spark.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -62,10 +62,15 @@ class PartitionedDataset:
     ) -> DataFrame | None:
         """Exactly the given partitions (those that hold files), partition columns included; None if none."""
         present = [d for d in self.dirs(parts).values() if pio.data_files(d)]
-        if not present:
-            return None
+        return self.read_paths(spark, present, schema) if present else None
+
+    def read_paths(
+        self, spark: SparkSession, paths: Sequence[str], schema: StructType | None = None
+    ) -> DataFrame:
+        """Some of the dataset's partition directories or data files, with the partition columns their
+        paths name (``basePath`` is the dataset's root)."""
         reader = spark.read if schema is None else spark.read.schema(schema)
-        return reader.option("basePath", self.root).parquet(*present)
+        return reader.option("basePath", self.root).parquet(*paths)
 
     def write(self, df: DataFrame, *below: str, keep_order: bool = False) -> None:
         """Overwrite the partitions ``df`` has rows for; every other partition keeps its files.

@@ -27,6 +27,7 @@ from pyspark.sql import functions as F
 from iot_pipeline.contract.rules import rules_fingerprint
 from iot_pipeline.storage import parquet_io as pio
 from iot_pipeline.storage.commits import BATCH_COLUMN, parse_commit, validated_batches
+from iot_pipeline.storage.datasets import DailyDataset, HourlyDataset
 from iot_pipeline.storage.layout import LakeLayout
 from iot_pipeline.streaming.live import minute_partials
 from iot_pipeline.streaming.state import write_bronze_commit
@@ -104,35 +105,20 @@ class BronzeBatchWriter:
                 F.unix_micros("kafka_timestamp") / 1e6, F.array(*[F.lit(q / 100) for q in range(101)]), 10_000
             ).alias("kafka_ts_percentiles"),
         )
-        (
-            bronze.withColumn(BATCH_COLUMN, partition_value)
-            .write.mode("overwrite")
-            .option("partitionOverwriteMode", "dynamic")
-            .partitionBy("event_date", "event_hour", BATCH_COLUMN)
-            .parquet(self.layout.bronze_events)
+        HourlyDataset(self.layout.bronze_events).write(
+            bronze.withColumn(BATCH_COLUMN, partition_value), BATCH_COLUMN
         )
         rejected = Observation("quarantine")
         bad = quarantine_rows(classified).observe(rejected, F.collect_list("reason").alias("reasons"))
-        (
-            bad.withColumn(BATCH_COLUMN, partition_value)
-            .write.mode("overwrite")
-            .option("partitionOverwriteMode", "dynamic")
-            .partitionBy("kafka_date", BATCH_COLUMN)
-            .parquet(self.layout.quarantine_events)
-        )
+        quarantine = DailyDataset(self.layout.quarantine_events, column="kafka_date")
+        quarantine.write(bad.withColumn(BATCH_COLUMN, partition_value), BATCH_COLUMN)
         quarantined = dict(Counter(rejected.get["reasons"]))
         if quarantined and self.quarantine_to_kafka is not None:
             self.quarantine_to_kafka(quarantine_for_kafka(bad, self.max_record_bytes))
         if self.live_stats:
-            (
-                # One task, no shuffle: a batch's partials are a few rows per minute and type.
-                minute_partials(valid.coalesce(1))
-                .withColumn(BATCH_COLUMN, partition_value)
-                .write.mode("overwrite")
-                .option("partitionOverwriteMode", "dynamic")
-                .partitionBy("event_date", BATCH_COLUMN)
-                .parquet(self.layout.live_device_type_minute)
-            )
+            # One task, no shuffle: a batch's partials are a few rows per minute and type.
+            partials = minute_partials(valid.coalesce(1)).withColumn(BATCH_COLUMN, partition_value)
+            DailyDataset(self.layout.live_device_type_minute).write(partials, BATCH_COLUMN)
         write_bronze_commit(self.layout, batch_id + self.batch_base, self.rules, self._rules_since)
         committed = time.time()
         stats = landed.get
