@@ -112,6 +112,13 @@ def main() -> None:
     p.add_argument("--events-per-day", type=int, default=400_000)
     p.add_argument("--driver-memory", default="8g")
     p.add_argument("--reuse", action="store_true", help="keep generated bronze/silver from a previous run")
+    p.add_argument(
+        "--conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Spark setting on top of the production ones (repeatable), to measure a configuration",
+    )
     args = p.parse_args()
     warnings.filterwarnings("ignore")
 
@@ -131,7 +138,7 @@ def main() -> None:
         driver_memory=args.driver_memory,
         shuffle_partitions=16,
         stop_on_teardown=False,
-        spark_config={"spark.pyspark.python": sys.executable},
+        spark_config={"spark.pyspark.python": sys.executable, **dict(c.split("=", 1) for c in args.conf)},
     )
     t = time.perf_counter()
     spark.build_session()

@@ -115,6 +115,13 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=2, help="Spark runs of the hour (best is compared)")
     p.add_argument("--reuse", action="store_true", help="keep the bronze hour of a previous run")
     p.add_argument(
+        "--conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Spark setting on top of the production ones (repeatable), to measure a configuration",
+    )
+    p.add_argument(
         "--no-commit-marker",
         action="store_true",
         help="no stream commit marker: silver re-checks every row against the contract",
@@ -138,7 +145,11 @@ def main() -> None:
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(commit_document(args.files - 1, rules_fingerprint(), 0))
 
-    spark = SparkResource(driver_memory=args.driver_memory, stop_on_teardown=False)
+    spark = SparkResource(
+        driver_memory=args.driver_memory,
+        stop_on_teardown=False,
+        spark_config=dict(c.split("=", 1) for c in args.conf),
+    )
     t = time.perf_counter()
     session = spark.build_session()
     log(f"Spark session up in {time.perf_counter() - t:.1f}s (not counted)")

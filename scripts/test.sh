@@ -18,7 +18,15 @@ for old in "$root"/iot-pipeline-tests.*; do
   [[ -n "$owner" ]] && kill -0 "$owner" 2>/dev/null && continue
   rm -rf "$old"
 done
+# Spark's scratch directories of JVMs that were killed (their shutdown hook never ran) hold a copy of
+# every connector jar of their session, 720 MB with S3A; earlier versions of this script left them in
+# /tmp. They are garbage once no Spark JVM runs on the machine.
+uuid='????????-????-????-????-????????????'
+if ! pgrep -f org.apache.spark >/dev/null; then
+  rm -rf "$root"/spark-$uuid "$root"/blockmgr-$uuid
+fi
 scratch=$(mktemp -d "$root/iot-pipeline-tests.XXXXXX")
+chmod 711 "$scratch"  # services that run as their own user (PostgreSQL) reach their dirs under it
 echo $$ > "$scratch/.owner"
 export TMPDIR="$scratch" SPARK_LOCAL_DIRS="$scratch"
 

@@ -1,7 +1,7 @@
 """A real S3-compatible server on 127.0.0.1 without Docker: MinIO built once from the Go module proxy.
 
 ``go install`` compiles MinIO at a pinned module version into the cache directory (several minutes on
-two cores, once per machine and version); ``start`` runs it detached with a data directory, a pid file
+two cores, once per machine and version; only the binary is kept, the 2.2 GB of Go caches are not); ``start`` runs it detached with a data directory, a pid file
 and a log under the state directory, and returns once ``/minio/health/live`` answers 200.
 
 The pin is a pseudo-version because the module proxy we reach refuses MinIO's ``RELEASE.*`` tags and
@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 import subprocess
 import time
 import urllib.error
@@ -61,11 +62,16 @@ def ensure_binary(version: str = MINIO_VERSION, *, timeout: float = 1800) -> Pat
         fcntl.flock(lock, fcntl.LOCK_EX)
         if binary.exists():
             return binary
+        # The module sources and the build cache (about 2.2 GB for MinIO) are needed once: they live
+        # in a scratch directory that is cleaned after the build, so the machine keeps only the binary.
+        scratch = work / "go-scratch"
         env = {
             **os.environ,
             "GOBIN": str(binary.parent),
             "GOTOOLCHAIN": "local",
             "GOFLAGS": "-buildvcs=false",
+            "GOCACHE": str(scratch / "cache"),
+            "GOMODCACHE": str(scratch / "mod"),
         }
         started = time.monotonic()
         with log.open("w") as out:
@@ -80,6 +86,8 @@ def ensure_binary(version: str = MINIO_VERSION, *, timeout: float = 1800) -> Pat
                 )
             except subprocess.TimeoutExpired as exc:
                 raise MinioError(f"go install {MINIO_MODULE}@{version} took over {timeout:.0f}s") from exc
+            finally:
+                _clean_go_scratch(go, env, scratch)
         if result.returncode != 0 or not binary.exists():
             raise MinioError(
                 f"go install {MINIO_MODULE}@{version} failed (exit {result.returncode}); log {log}:\n{tail_log(log)}"
@@ -87,6 +95,14 @@ def ensure_binary(version: str = MINIO_VERSION, *, timeout: float = 1800) -> Pat
         with log.open("a") as out:
             out.write(f"built in {time.monotonic() - started:.0f}s\n")
     return binary
+
+
+def _clean_go_scratch(go: str, env: dict[str, str], scratch: Path) -> None:
+    """Remove the build's module and build caches (Go makes module files read-only: ``go clean``)."""
+    subprocess.run(
+        [go, "clean", "-cache", "-modcache"], env=env, capture_output=True, timeout=300, check=False
+    )
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:
