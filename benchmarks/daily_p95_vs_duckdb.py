@@ -45,6 +45,7 @@ from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import SparkResource
 from iot_pipeline.storage.s3 import s3_resource
 from iot_pipeline.testing.bronze import write_days
+from iot_pipeline.testing.spark_conf import add_conf_option, conf_settings
 
 RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -112,13 +113,7 @@ def main() -> None:
     p.add_argument("--events-per-day", type=int, default=400_000)
     p.add_argument("--driver-memory", default="8g")
     p.add_argument("--reuse", action="store_true", help="keep generated bronze/silver from a previous run")
-    p.add_argument(
-        "--conf",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a Spark setting on top of the production ones (repeatable), to measure a configuration",
-    )
+    add_conf_option(p)
     args = p.parse_args()
     warnings.filterwarnings("ignore")
 
@@ -138,7 +133,7 @@ def main() -> None:
         driver_memory=args.driver_memory,
         shuffle_partitions=16,
         stop_on_teardown=False,
-        spark_config={"spark.pyspark.python": sys.executable, **dict(c.split("=", 1) for c in args.conf)},
+        spark_config={"spark.pyspark.python": sys.executable, **conf_settings(args)},
     )
     t = time.perf_counter()
     spark.build_session()

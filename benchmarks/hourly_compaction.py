@@ -47,6 +47,7 @@ from iot_pipeline.resources.spark import SparkResource
 from iot_pipeline.storage.commits import commit_document
 from iot_pipeline.storage.layout import LakeLayout
 from iot_pipeline.testing.bronze import write_busy_hour
+from iot_pipeline.testing.spark_conf import add_conf_option, conf_settings
 
 HOUR = datetime(2026, 4, 1, 12, tzinfo=timezone.utc)
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -114,13 +115,7 @@ def main() -> None:
     p.add_argument("--duckdb-threads", type=int, default=2)
     p.add_argument("--repeat", type=int, default=2, help="Spark runs of the hour (best is compared)")
     p.add_argument("--reuse", action="store_true", help="keep the bronze hour of a previous run")
-    p.add_argument(
-        "--conf",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a Spark setting on top of the production ones (repeatable), to measure a configuration",
-    )
+    add_conf_option(p)
     p.add_argument(
         "--no-commit-marker",
         action="store_true",
@@ -148,7 +143,7 @@ def main() -> None:
     spark = SparkResource(
         driver_memory=args.driver_memory,
         stop_on_teardown=False,
-        spark_config=dict(c.split("=", 1) for c in args.conf),
+        spark_config=conf_settings(args),
     )
     t = time.perf_counter()
     session = spark.build_session()
