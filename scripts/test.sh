@@ -19,7 +19,7 @@ for old in "$root"/iot-pipeline-tests.*; do
   rm -rf "$old"
 done
 # Spark's scratch directories of JVMs that were killed (their shutdown hook never ran) hold a copy of
-# every connector jar of their session, 720 MB with S3A; earlier versions of this script left them in
+# every connector jar of their session, 755 MB with S3A; earlier versions of this script left them in
 # /tmp. They are garbage once no Spark JVM runs on the machine.
 uuid='????????-????-????-????-????????????'
 if ! pgrep -f org.apache.spark >/dev/null; then

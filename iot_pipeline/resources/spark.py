@@ -66,10 +66,10 @@ def connector_jars(packages: list[str], master: str, spark_config: dict[str, Any
     """The settings that give a session its connectors.
 
     Spark resolves ``spark.jars.packages`` with Ivy at every session start, and for a Python driver it
-    also copies every resolved jar into the session's scratch directory: 720 MB per session with the
+    also copies every resolved jar into the session's scratch directory: 755 MB per session with the
     S3A bundle, left behind whenever the JVM is killed. A local-mode driver (its executors are its
     own JVM) puts the jars an earlier session of this machine resolved on its class path instead: no
-    resolution, no copy (a session starts about 2 s sooner, 5 s with S3A; docs/performance.md). Other
+    resolution, no copy (a session starts about 1.4 s sooner, 4.5 s with S3A; docs/performance.md). Other
     masters, and the first session of a machine, resolve as before. An empty ``spark.jars.packages``
     also overrides a ``spark-defaults.conf`` that names them.
     """
