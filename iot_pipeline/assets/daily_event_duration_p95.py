@@ -4,7 +4,6 @@ import csv
 import io
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
@@ -31,9 +30,9 @@ from iot_pipeline.assets.silver_reader import read_silver_days
 from iot_pipeline.assets.windows import days_in
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import SparkResource
+from iot_pipeline.storage import parquet_io as pio
 from iot_pipeline.storage.datasets import DailyDataset
-from iot_pipeline.storage.layout import LakeLayout, is_local, local_path
-from iot_pipeline.storage.s3 import put_text
+from iot_pipeline.storage.layout import LakeLayout
 
 
 def to_csv(rows: list[dict]) -> str:
@@ -44,16 +43,6 @@ def to_csv(rows: list[dict]) -> str:
     for r in rows:
         writer.writerow([repr(v) if isinstance(v, float) else v for v in (r[c] for c in P95_COLUMNS)])
     return buf.getvalue()
-
-
-def write_csv(path: str, text: str, s3: S3Resource | None) -> None:
-    """A local file, or an object written through dagster-aws's ``S3Resource`` for an ``s3a://`` lake."""
-    if is_local(path):
-        target = Path(local_path(path))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-    else:
-        put_text(path, text, s3, content_type="text/csv")
 
 
 def write_outputs(
@@ -68,7 +57,10 @@ def write_outputs(
     paths = []
     for day in days:
         path = layout.daily_p95_csv(day)
-        write_csv(path, to_csv([r for r in rows if r["event_date"] == day]), s3)
+        # A local file, or one object written through dagster-aws's ``S3Resource`` on an s3a:// lake.
+        pio.write_text(
+            path, to_csv([r for r in rows if r["event_date"] == day]), s3=s3, content_type="text/csv"
+        )
         paths.append(path)
     return paths
 

@@ -40,11 +40,7 @@ def device_minute_stats(
     rows = events = 0
     written: set[tuple[str, int]] = set()
     if present:
-        silver = (
-            session.read.schema(bronze_schema())
-            .option("basePath", source.root)
-            .parquet(*source.dirs(present).values())
-        )
+        silver = source.read_present(session, present, bronze_schema())
         obs = Observation("device_minute_stats")
         stats = minute_stats(silver).observe(
             obs,

@@ -2,19 +2,17 @@
 
 Why it exists: a daily asset counts distinct ``event_id`` over the day's 24 hours. Silver is unique
 within each hour, so a day can only hold a repeat if one id landed in two hours; proving that from
-the rows means hashing every event_id of the day into one set, which was the largest cost of the
-daily p95 (docs/assets.md, "How the daily p95 is computed"). Silver reads every id of an hour when it
-writes the hour anyway, so it also stores, per silver file, the file's name, its row count and the
-64-bit hashes of its ids as one array (about 8 bytes per event, one file per hour under
-``silver/event_id_index/event_date=D/event_hour=H``). The day's check is then the distinct count of a
+the rows means hashing every event_id of the day into one set. Silver reads every id of an hour when
+it writes the hour anyway, so it also stores, per silver file, the file's name, its row count and the
+64-bit hashes of its ids as one array, one index file per hour under
+``silver/event_id_index/event_date=D/event_hour=H``. The day's check is then the distinct count of a
 few dozen arrays instead of millions of rows.
 
 One file per hour, not per day: a run writes exactly its own hours' index partitions and never reads
-or rewrites another hour's, so runs of different hours of the same day cannot break each other (with
-one file per day, each run rewrote the day's file while another run could be reading or replacing it:
-``FAILED_READ_FILE.FILE_NOT_EXIST``). Files of the earlier one-file-per-day layout are removed when
-one of their day's hours is written (that day is then checked from its rows until its hours are
-indexed again).
+or rewrites another hour's, so runs of different hours of the same day cannot break each other.
+Files of an earlier one-file-per-day layout are removed when one of their day's hours is written
+(that day is then checked from its rows until its hours are indexed again). The history and the
+figures behind these choices are in docs/assets.md and docs/performance.md.
 
 An index row is trusted only for the exact file it names. A day whose silver listing differs from its
 index in any hour (an hour written before the index existed, by hand, or left half-written by a
@@ -30,15 +28,13 @@ from datetime import datetime
 
 import numpy as np
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from iot_pipeline.contract.spark_schema import PARTITION_COLUMNS, PARTITION_FIELDS
 from iot_pipeline.storage import parquet_io as pio
-from iot_pipeline.storage.datasets import DailyDataset, HourlyDataset
-from iot_pipeline.storage.s3 import filesystem_path, lake_filesystem
+from iot_pipeline.storage.datasets import HourlyDataset
 
 FILE = "file"
 ROWS = "rows"
@@ -79,11 +75,8 @@ def per_file(silver: DataFrame, *more: Column) -> DataFrame:
 def replace_hours(spark: SparkSession, index: str, fresh: DataFrame | None, hours: list[datetime]) -> None:
     """Make the index partitions of ``hours`` exactly ``fresh`` (``per_file`` of what the run wrote;
     None: nothing). Other hours are never read nor touched, so concurrent runs of other hours are safe."""
-    days = sorted({f"{h:%Y-%m-%d}" for h in hours})
-    for day_dir in DailyDataset(index).dirs(days).values():  # the earlier one-file-per-day layout, if any
-        for path in _day_level_files(day_dir):
-            pio.delete(path)
     dataset = HourlyDataset(index)
+    dataset.delete_day_level_files(hours)  # the earlier one-file-per-day layout, if any
     written: set[tuple[str, int]] = set()
     if fresh is not None:
         rows = fresh.select(*COLUMNS)  # the caller persists it (silver reads the fresh files once)
@@ -100,34 +93,27 @@ def distinct_ids_by_day(
 ) -> dict[str, bool]:
     """For each day the index covers exactly (every hour, every file): are its event_id hashes distinct?
 
-    Read in the run's process with pyarrow and numpy, one day at a time: the index holds about 8 bytes
-    per event, and the Spark jobs over a month's 720 small index files cost more than the rest of
-    the daily p95 (docs/performance.md). Days missing from the result have no usable index, or more
-    than ``max_ids`` ids (kept out of the process's memory); the caller checks their rows in Spark.
+    Read in the run's process with pyarrow and numpy, one day at a time, not as Spark jobs: the
+    index holds about 8 bytes per event, and Spark jobs over many small index files cost more than
+    the rest of the daily p95. Days missing from the result have no usable index, or more than
+    ``max_ids`` ids (kept out of the process's memory); the caller checks their rows in Spark.
     """
+    dataset = HourlyDataset(index)
     verdicts = {}
-    for day, day_dir in DailyDataset(index).dirs(sorted({day for day, _ in silver_files})).items():
-        paths = [p for p, _ in pio.data_files(day_dir) if p.rsplit("/", 2)[-2].startswith("event_hour=")]
-        filesystem, _ = lake_filesystem(day_dir)
+    for day in sorted({day for day, _ in silver_files}):
         indexed: dict[tuple[str, int], set[str]] = {}
         hashes: list[np.ndarray] = []
         ids = 0
-        for path in paths:
-            table = pq.read_table(filesystem_path(path), filesystem=filesystem, columns=[FILE, ROWS, HASHES])
+        for hour, path in dataset.hour_files(day):
+            table = pio.read_table(path, [FILE, ROWS, HASHES])
             ids += pc.sum(table[ROWS]).as_py() or 0
             if ids > max_ids:
                 break
-            hour = int(path.rsplit("/", 2)[-2].removeprefix("event_hour="))
             indexed.setdefault((day, hour), set()).update(table[FILE].to_pylist())
             hashes.append(pc.list_flatten(table[HASHES]).to_numpy())
         listed = {k: set(v) for k, v in silver_files.items() if k[0] == day}
         if ids > max_ids or not indexed or indexed != listed:
             continue
-        day_hashes = np.sort(np.concatenate(hashes))  # a sort: numpy's hash-based unique is 40x slower here
+        day_hashes = np.sort(np.concatenate(hashes))  # neighbours compared: faster than np.unique
         verdicts[day] = day_hashes.size == ids and not (day_hashes[1:] == day_hashes[:-1]).any()
     return verdicts
-
-
-def _day_level_files(day_dir: str) -> list[str]:
-    """Data files directly in a day directory (the earlier layout), not in its hour directories."""
-    return [p for p, _ in pio.data_files(day_dir) if p.rsplit("/", 2)[-2].startswith("event_date=")]

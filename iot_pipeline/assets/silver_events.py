@@ -388,11 +388,7 @@ def _index_and_stats(
         if write_index:
             event_id_index.replace_hours(spark, index, None, hours)
         return {}
-    df = (
-        spark.read.schema(bronze_schema())
-        .option("basePath", layout.silver_events)
-        .parquet(*HourlyDataset(layout.silver_events).dirs(written_hours).values())
-    )
+    df = HourlyDataset(layout.silver_events).read_present(spark, written_hours, bronze_schema())
     files = event_id_index.per_file(
         df,
         F.count_if(is_late(late_margin_minutes)).alias("late"),

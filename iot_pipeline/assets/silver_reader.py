@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
 
 from iot_pipeline.contract.spark_schema import bronze_schema
-from iot_pipeline.storage import parquet_io as pio
 from iot_pipeline.storage.datasets import DailyDataset
-
-_HOUR_DIR = re.compile(r"/event_hour=(\d+)/")
+from iot_pipeline.storage.layout import hour_of_file
 
 
 @dataclass(frozen=True)
@@ -44,17 +41,17 @@ def read_silver_days(spark: SparkSession, dataset: str, days: list[str], columns
     day_bytes: dict[str, int] = {}
     present = []
     silver = DailyDataset(dataset)
-    for day, d in silver.dirs(days).items():
-        files = pio.data_files(d)
+    for day in days:
+        files = silver.files(day)
         for path, _ in files:
-            if m := _HOUR_DIR.search(path):
-                files_by_hour.setdefault((day, int(m.group(1))), set()).add(path.rsplit("/", 1)[1])
+            if (hour := hour_of_file(path)) is not None:
+                files_by_hour.setdefault((day, hour), set()).add(path.rsplit("/", 1)[1])
         day_bytes[day] = sum(size for _, size in files)
         if files:
-            present.append(d)
+            present.append(day)
     by_hour = {k: frozenset(v) for k, v in files_by_hour.items()}
     hours_found = {day: sum(1 for d, _ in by_hour if d == day) for day in days}
     if not present:
         return SilverDays(None, hours_found, by_hour, 0, 0)
-    df = silver.read_paths(spark, present, bronze_schema()).select(*columns)
+    df = silver.read_present(spark, present, bronze_schema()).select(*columns)
     return SilverDays(df, hours_found, by_hour, sum(day_bytes.values()), max(day_bytes.values()))

@@ -24,24 +24,23 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import dagster as dg
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from iot_pipeline.assets.keys import BRONZE_EVENTS
 from iot_pipeline.assets.partitions import HOURLY, HOURLY_FORMAT
 from iot_pipeline.sensors.cursor import dump_cursor, load_cursor
 from iot_pipeline.sensors.lake_sensor import Tick, lake_sensor
+from iot_pipeline.storage import parquet_io as pio
 from iot_pipeline.storage.commits import REPLAY_BATCH, batch_of, committed_batch, is_visible
 from iot_pipeline.storage.layout import hour_partition_dir
 from iot_pipeline.storage.listing import (
     HourFingerprint,
     LakeListing,
     hours_of_days,
-    is_data_file,
     listing_for,
     partition_days,
 )
-from iot_pipeline.storage.s3 import lake_filesystem
+from iot_pipeline.storage.s3 import filesystem_path, lake_filesystem
 
 HOUR = timedelta(hours=1)
 CURSOR_VERSION = 1
@@ -131,24 +130,22 @@ def summarize_hour(
     are read, as long as the batches up to it still hold exactly ``prior.files`` files; otherwise
     (files removed, an hour moved aside and rebuilt) every footer is read again.
     """
-    filesystem, root = lake_filesystem(hour_dir)
     try:
-        infos = filesystem.get_file_info(pafs.FileSelector(root, recursive=True))
-    except (FileNotFoundError, OSError):
+        files = pio.data_files(hour_dir)
+    except OSError:  # an unreadable store: the next tick tries again
         return HourSummary(), HourSummary()
+    filesystem, _ = lake_filesystem(hour_dir)
     stream: list[tuple[int, str]] = []
     replay: list[str] = []
-    for info in infos:
-        rel = info.path[len(root) :].lstrip("/")
-        if info.type != pafs.FileType.File or not all(is_data_file(part) for part in rel.split("/")):
+    for uri, _ in files:
+        if not is_visible(uri, committed):
             continue
-        if not is_visible(info.path, committed):
-            continue
-        batch = batch_of("/" + rel)
+        path = filesystem_path(uri)
+        batch = batch_of(uri)
         if batch == REPLAY_BATCH:
-            replay.append(info.path)
+            replay.append(path)
         else:
-            stream.append((-1 if batch is None else batch, info.path))
+            stream.append((-1 if batch is None else batch, path))
     if prior is not None and sum(1 for b, _ in stream if b <= prior.mark) == prior.files:
         keep = prior  # parsed from the cursor for this call: extended in place
         todo = [(b, path) for b, path in stream if b > prior.mark]

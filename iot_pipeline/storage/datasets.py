@@ -1,13 +1,14 @@
 """A dataset of the lake, Hive-partitioned by event hour or by event day, and how runs replace its partitions.
 
-Every asset reads and writes its datasets through these objects: the partition directories of a run's
-hours or days, the data files under them, a read of exactly those partitions, and replacing them,
-which is two steps because the writers learn which partitions got rows in different ways (an
-observation of the write, rows they already hold): :meth:`PartitionedDataset.write` overwrites the
-partitions the data has rows for (Spark's dynamic partition overwrite), :meth:`delete_emptied`
-removes the run's partitions that got none, so stale files never survive and partitions outside
-the run are never touched. File work goes through :mod:`iot_pipeline.storage.parquet_io` (local or
-S3, no JVM); only the Parquet read and write go through Spark.
+The assets read and write their partitioned datasets through these objects: the partition
+directories of a run's hours or days, the data files under them (by hour, for an hourly dataset),
+a read of exactly those partitions, and replacing them, which is two steps because the writers
+learn which partitions got rows in different ways (an observation of the write, rows they already
+hold): :meth:`PartitionedDataset.write` overwrites the partitions the data has rows for (Spark's
+dynamic partition overwrite), :meth:`delete_emptied` removes the run's partitions that got none, so
+stale files never survive and partitions outside the run are never touched. File work goes through
+:mod:`iot_pipeline.storage.parquet_io` (local or S3, no JVM); only the Parquet dataset reads and
+writes go through Spark.
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
 from iot_pipeline.storage import parquet_io as pio
-from iot_pipeline.storage.layout import day_partition_dir, hour_partition_dir
+from iot_pipeline.storage.layout import (
+    day_partition_dir,
+    hour_of_file,
+    hour_partition_dir,
+    is_day_level_file,
+)
 
 
 def partition_values(hour: datetime) -> tuple[str, int]:
@@ -64,6 +70,13 @@ class PartitionedDataset:
         present = [d for d in self.dirs(parts).values() if pio.data_files(d)]
         return self.read_paths(spark, present, schema) if present else None
 
+    def read_present(
+        self, spark: SparkSession, parts: Sequence[Any], schema: StructType | None = None
+    ) -> DataFrame:
+        """Exactly the given partitions, which the caller knows hold files (it listed or just wrote
+        them): no listing here, and Spark fails on a partition that does not exist."""
+        return self.read_paths(spark, list(self.dirs(parts).values()), schema)
+
     def read_paths(
         self, spark: SparkSession, paths: Sequence[str], schema: StructType | None = None
     ) -> DataFrame:
@@ -96,6 +109,22 @@ class HourlyDataset(PartitionedDataset):
 
     def key(self, part: datetime) -> tuple[str, int]:
         return partition_values(part)
+
+    def hour_files(self, day: str) -> list[tuple[int, str]]:
+        """(hour, path) of every data file in the hour partitions of ``day``, sorted by path (one
+        listing of the day); files directly in the day directory are left out."""
+        files = pio.data_files(day_partition_dir(self.root, day))
+        return [(hour, path) for path, _ in files if (hour := hour_of_file(path)) is not None]
+
+    def delete_day_level_files(self, hours: Iterable[datetime]) -> list[str]:
+        """Delete the data files lying directly in the day directories of ``hours``, outside any hour
+        partition (what a dataset once written one file per day left); returns those deleted."""
+        deleted = []
+        for day in sorted({partition_values(h)[0] for h in hours}):
+            for path, _ in pio.data_files(day_partition_dir(self.root, day)):
+                if is_day_level_file(path) and pio.delete(path):
+                    deleted.append(path)
+        return deleted
 
 
 @dataclass(frozen=True)

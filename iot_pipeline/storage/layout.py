@@ -1,14 +1,21 @@
-"""Where every dataset of the lake lives, relative to one root URI.
+"""Where every dataset of the lake lives, relative to one root URI, and how its partition paths read.
 
-The root is a local directory, a ``file://`` URI or an ``s3a://bucket/prefix`` URI. The pipeline
-builds lake paths only from here (dataset roots, the export and state files, the Hive partition
-directories), so moving the lake is a configuration change only; the test-data writers in
-``iot_pipeline.testing`` lay bronze out by hand on purpose, as an independent spelling of the layout.
+The root is a local directory, a ``file://`` URI or an ``s3a://bucket/prefix`` URI. The package
+spells lake paths only here: dataset roots, the export and state files, the streaming checkpoints
+with their lease and moved-aside copies, the Hive partition directories of an hour or a day, and the
+parsing of those directory names back into days and hours. So moving the lake is a configuration
+change only. Not spelled here are the names Spark itself writes: inside a checkpoint (``offsets/N``,
+``commits/N``, read by ``streaming/checkpoint.py``), at the top of a dataset (``.spark-staging-*``,
+``_temporary``, found by listing in ``streaming/lock.py``) and below the partition directories
+(``part-*`` files; the stream's ``ingest_batch=N``, parsed in ``storage/commits.py``). The test
+helpers in ``iot_pipeline.testing`` lay bronze out by hand on purpose, as an independent spelling
+of the layout.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import urlparse
@@ -100,9 +107,21 @@ class LakeLayout:
         """The analysts' CSV export of one day of ``gold/daily_event_duration_p95``."""
         return f"{self.exports}/daily_event_duration_p95/event_date={day}.csv"
 
+    # How a stream restarted on a fresh checkpoint continues (``streaming.checkpoint.reset_checkpoint``).
+    stream_resume = _LakePath("_state", "stream", "resume.json")
+
     def checkpoint(self, query_name: str) -> str:
         """Streaming checkpoints live in the lake's state area so they move with the lake."""
         return self.path("_state", "checkpoints", query_name)
+
+    def checkpoint_lock(self, query_name: str) -> str:
+        """The stream's single-writer lease: next to the checkpoint, not inside it, so a reset (which
+        moves the checkpoint directory) leaves it in place."""
+        return f"{self.checkpoint(query_name)}.lock"
+
+    def checkpoint_moved(self, query_name: str, stamp: str) -> str:
+        """Where a checkpoint reset moves the checkpoint aside (never deleted)."""
+        return f"{self.checkpoint(query_name)}.reset-{stamp}"
 
 
 def hour_partition_dir(dataset: str, hour_start: datetime) -> str:
@@ -113,3 +132,24 @@ def hour_partition_dir(dataset: str, hour_start: datetime) -> str:
 
 def day_partition_dir(dataset: str, day: str, column: str = "event_date") -> str:
     return f"{dataset.rstrip('/')}/{column}={day}"
+
+
+# Partition directory names, as Spark writes them: an event day, and an hour of it (no zero padding).
+DATE_DIR = re.compile(r"^event_date=(\d{4}-\d{2}-\d{2})$")
+HOUR_DIR = re.compile(r"^event_hour=(\d{1,2})$")
+
+
+def parent_dir_name(path: str) -> str:
+    """Name of the directory directly holding the file at ``path``."""
+    return path.rsplit("/", 2)[-2] if path.count("/") >= 1 else ""
+
+
+def hour_of_file(path: str) -> int | None:
+    """The event hour of a data file lying directly in an ``event_hour=H`` directory, else None."""
+    m = HOUR_DIR.match(parent_dir_name(path))
+    return int(m.group(1)) if m else None
+
+
+def is_day_level_file(path: str) -> bool:
+    """Whether the file at ``path`` lies directly in an ``event_date=D`` directory, outside its hours."""
+    return DATE_DIR.match(parent_dir_name(path)) is not None

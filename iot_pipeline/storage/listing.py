@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -25,7 +24,14 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from iot_pipeline.storage.commits import is_visible
-from iot_pipeline.storage.layout import day_partition_dir, hour_partition_dir, is_local, local_path
+from iot_pipeline.storage.layout import (
+    DATE_DIR,
+    HOUR_DIR,
+    day_partition_dir,
+    hour_partition_dir,
+    is_local,
+    local_path,
+)
 from iot_pipeline.storage.s3 import (
     DEFAULT_REGION,
     S3ConfigError,
@@ -33,9 +39,6 @@ from iot_pipeline.storage.s3 import (
     s3_resource,
     split_s3_uri,
 )
-
-_DATE_DIR = re.compile(r"^event_date=(\d{4}-\d{2}-\d{2})$")
-_HOUR_DIR = re.compile(r"^event_hour=(\d{1,2})$")
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,7 @@ def hours_from_directories(
     for date_name in subdirectories(dataset):
         if not date_name.startswith("event_date="):
             continue
-        m = _DATE_DIR.match(date_name)
+        m = DATE_DIR.match(date_name)
         try:
             day = datetime.strptime(m.group(1), "%Y-%m-%d").replace(tzinfo=timezone.utc) if m else None
         except ValueError:
@@ -124,7 +127,7 @@ def hours_from_directories(
         for hour_name in subdirectories(f"{dataset.rstrip('/')}/{date_name}"):
             if not hour_name.startswith("event_hour="):
                 continue
-            h = _HOUR_DIR.match(hour_name)
+            h = HOUR_DIR.match(hour_name)
             if not h or int(h.group(1)) > 23 or (day.date() == date.max and int(h.group(1)) == 23):
                 skip(f"{date_name}/{hour_name}")
                 continue
@@ -314,7 +317,7 @@ def partition_days(listing: LakeListing, dataset: str) -> list[str]:
     """
     days = []
     for name in _subdirectories_of(listing)(dataset):
-        m = _DATE_DIR.match(name)
+        m = DATE_DIR.match(name)
         if m:
             try:
                 datetime.strptime(m.group(1), "%Y-%m-%d")
@@ -365,7 +368,7 @@ def fingerprints_by_day(
             for page in pages:
                 for obj in page.get("Contents", []):
                     hour_dir, _, rel = obj["Key"][len(prefix) :].partition("/")
-                    m = _HOUR_DIR.match(hour_dir)
+                    m = HOUR_DIR.match(hour_dir)
                     if not m or int(m.group(1)) not in day_hours:
                         continue
                     if not _counted(obj["Key"], rel, committed):

@@ -1,11 +1,19 @@
 """File-system helpers for the lake's datasets, local or S3, without going through a Spark JVM.
 
-Every call goes through :func:`iot_pipeline.storage.s3.lake_filesystem` (a pyarrow filesystem for a
-local path, ``file://`` or ``s3a://`` URI), the same access the stream's lock, its checkpoint and the
-sensors use. Keeping file operations out of the JVM lets the assets run on a Spark Connect session,
-which has none, and spares a py4j round trip per call on a classic one. Only the Parquet write goes
-through Spark. Files whose name starts with ``_`` or ``.`` (``_SUCCESS``, ``_spark_metadata``,
-``.crc``) are Spark/Hadoop bookkeeping, never data.
+Listing, deleting, the small state files and single-file Parquet reads go through
+:func:`iot_pipeline.storage.s3.lake_filesystem`: a pyarrow filesystem for a local path, ``file://`` or
+``s3a://`` URI, configured from the same environment as Spark's. Keeping file operations out of the
+JVM lets the assets run on a Spark Connect session, which has none, and spares a py4j round trip per
+call on a classic one; only the Parquet dataset reads and writes go through Spark.
+
+Not everything reaches the lake this way. The stream's lease and its staging cleanup use Hadoop's
+FileSystem through the Spark session's JVM (``streaming/lock.py``; the CLI reading or removing the
+lease, and a release once the JVM is unusable, use pyarrow). The sensors' partition discovery lists
+a local lake with ``os.scandir`` and an S3 lake with a boto3 client from dagster-aws's ``S3Resource``
+(``storage/listing.py``), the client :func:`write_text` also uses when it is given that resource.
+
+Files whose name starts with ``_`` or ``.`` (``_SUCCESS``, ``_spark_metadata``, ``.crc``) are
+Spark/Hadoop bookkeeping, never data.
 """
 
 from __future__ import annotations
@@ -13,12 +21,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 from pyspark.sql import DataFrame
 
 from iot_pipeline.storage.layout import is_local
-from iot_pipeline.storage.s3 import lake_filesystem
+from iot_pipeline.storage.s3 import lake_filesystem, put_text
 
 
 @dataclass(frozen=True)
@@ -42,11 +53,6 @@ def _spelled(uri: str, path: str) -> str:
     if is_local(uri):
         return f"file:{path}"
     return f"{uri.split('://', 1)[0]}://{path}"
-
-
-def exists(uri: str) -> bool:
-    filesystem, path = lake_filesystem(uri)
-    return filesystem.get_file_info(path).type != pafs.FileType.NotFound
 
 
 def data_files(uri: str) -> list[tuple[str, int]]:
@@ -84,12 +90,18 @@ def read_text(uri: str) -> str | None:
         return None
 
 
-def write_text(uri: str, text: str) -> None:
-    """Replace a small state file (a single PUT on S3, so readers see the old or the new text).
+def write_text(uri: str, text: str, *, s3: Any = None, content_type: str | None = None) -> None:
+    """Replace a small text file: a state file, a CSV export (a single PUT on S3, so readers see the
+    old or the new text).
 
     Locally the text goes to a temporary file that is then renamed over the old one, for the same
-    all-or-nothing view.
+    all-or-nothing view. On S3 the object is written through ``s3``, a dagster-aws ``S3Resource``
+    (the code location's, which the assets are given), when there is one, else through the pyarrow
+    filesystem; ``content_type`` sets the object's ``Content-Type``.
     """
+    if not is_local(uri) and s3 is not None:
+        put_text(uri, text, s3, **({"content_type": content_type} if content_type else {}))
+        return
     filesystem, path = lake_filesystem(uri)
     parent = path.rsplit("/", 1)[0]
     if is_local(uri):
@@ -99,8 +111,15 @@ def write_text(uri: str, text: str) -> None:
             out.write(text.encode("utf-8"))
         filesystem.move(staged, path)
         return
-    with filesystem.open_output_stream(path) as out:
+    metadata = {"Content-Type": content_type} if content_type else None
+    with filesystem.open_output_stream(path, metadata=metadata) as out:
         out.write(text.encode("utf-8"))
+
+
+def read_table(uri: str, columns: list[str]) -> pa.Table:
+    """Some columns of one Parquet file (a path as :func:`data_files` spells it), read with pyarrow."""
+    filesystem, path = lake_filesystem(uri)
+    return pq.read_table(path, filesystem=filesystem, columns=columns)
 
 
 def delete(uri: str) -> bool:

@@ -99,7 +99,7 @@ class CheckpointState:
 
 
 def resume_path(layout: LakeLayout) -> str:
-    return layout.path("_state", "stream", "resume.json")
+    return layout.stream_resume
 
 
 def read_resume(layout: LakeLayout) -> Resume:
@@ -153,7 +153,8 @@ def reset_checkpoint(
     if fs.get_file_info(path).type == pafs.FileType.NotFound:
         raise CheckpointError(f"no checkpoint at {state.location}: nothing to reset")
     stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
-    moved = f"{path}.reset-{stamp}"
+    aside = layout.checkpoint_moved(query, stamp)
+    _, moved = lake_filesystem(aside)
     if is_local(state.location):
         fs.move(path, moved)
     else:  # S3 has no rename: copy, then delete
@@ -167,7 +168,7 @@ def reset_checkpoint(
         batch_base=state.next_partition_batch,
         starting_offsets=offsets,
         reset_at=stamp,
-        previous_checkpoint=f"{state.location}.reset-{stamp}",
+        previous_checkpoint=aside,
     )
     rfs, rpath = lake_filesystem(resume_path(layout))
     _write(rfs, rpath, resume.to_json())

@@ -55,7 +55,7 @@ class StreamLockError(RuntimeError):
 
 def lock_path(layout: LakeLayout, query: str) -> str:
     """Next to the checkpoint directory, not inside it: a checkpoint reset moves the directory only."""
-    return layout.path("_state", "checkpoints", f"{query}.lock")
+    return layout.checkpoint_lock(query)
 
 
 def _now() -> float:

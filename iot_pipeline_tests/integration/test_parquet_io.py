@@ -7,14 +7,18 @@ are never data.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from iot_pipeline.storage import parquet_io as pio
 from iot_pipeline.storage.datasets import DailyDataset, HourlyDataset
+from iot_pipeline.storage.s3 import s3_resource
 from iot_pipeline_tests.fixtures.minio import MinioEndpoint
 
 TREE = {
@@ -40,7 +44,6 @@ def _exercise(root: str, spelled: str, put: Callable[[str, int], None]) -> None:
     assert pio.data_files(root) == [(f"{spelled}/{rel}", size) for rel, size in DATA]
     assert pio.file_stats(root) == pio.FileStats(3, 66)
     assert pio.data_files(f"{root}/missing") == [] and pio.file_stats(f"{root}/missing") == pio.EMPTY
-    assert pio.exists(f"{root}/event_date=2026-03-01") and not pio.exists(f"{root}/missing")
 
     # State files: absent, written, replaced; never listed as data.
     state = f"{root}/_state/commit.json"
@@ -76,6 +79,27 @@ def test_s3_lake(s3_env: MinioEndpoint, s3_bucket: str) -> None:
         client.put_object(Bucket=s3_bucket, Key=f"lake/{rel}", Body=b"x" * size)
 
     _exercise(f"s3a://{s3_bucket}/lake", f"s3a://{s3_bucket}/lake", put)
+
+    # An hourly dataset's files by hour, one of them read with pyarrow, and a file of the earlier
+    # one-file-per-day layout deleted.
+    parquet = io.BytesIO()
+    pq.write_table(pa.table({"rows": [1, 2, 3]}), parquet)
+    day = "index/event_date=2026-03-01"
+    for rel in (f"{day}/event_hour=4/part-0.parquet", f"{day}/part-old.parquet"):
+        client.put_object(Bucket=s3_bucket, Key=f"lake/{rel}", Body=parquet.getvalue())
+    index = HourlyDataset(f"s3a://{s3_bucket}/lake/index")
+    ((hour, path),) = index.hour_files("2026-03-01")
+    assert (hour, path) == (4, f"s3a://{s3_bucket}/lake/{day}/event_hour=4/part-0.parquet")
+    assert pio.read_table(path, ["rows"]).column("rows").to_pylist() == [1, 2, 3]
+    hours = [datetime(2026, 3, 1, 4, tzinfo=timezone.utc)]
+    assert index.delete_day_level_files(hours) == [f"s3a://{s3_bucket}/lake/{day}/part-old.parquet"]
+    assert [p for p, _ in pio.data_files(index.root)] == [path]
+
+    # A text export: one object with its content type, through dagster-aws's S3Resource or pyarrow.
+    for name, s3 in (("via-resource.csv", s3_resource()), ("via-pyarrow.csv", None)):
+        pio.write_text(f"s3a://{s3_bucket}/lake/exports/{name}", "a,b\n1,2\n", s3=s3, content_type="text/csv")
+        obj = client.get_object(Bucket=s3_bucket, Key=f"lake/exports/{name}")
+        assert obj["Body"].read() == b"a,b\n1,2\n" and obj["ContentType"] == "text/csv"
 
 
 def test_a_run_replaces_exactly_its_partitions(tmp_path: Path) -> None:
