@@ -36,7 +36,6 @@ os.environ.setdefault(
 )
 
 import dagster as dg
-from dagster_aws.s3 import S3Resource
 
 from iot_pipeline.assets.keys import SILVER_DEVICE_MINUTE_STATS, SILVER_EVENTS
 from iot_pipeline.resources.lake import LakeResource
@@ -45,6 +44,7 @@ from iot_pipeline.sensors.daily import daily_rollup_sensor
 from iot_pipeline.sensors.hourly import bronze_hours_sensor, hour_key
 from iot_pipeline.sensors.settings import SensorSettingsResource
 from iot_pipeline.storage.layout import hour_partition_dir
+from iot_pipeline.storage.s3 import client_env, s3_resource
 
 HOUR = timedelta(hours=1)
 
@@ -155,7 +155,7 @@ def main() -> None:
             def late(h: datetime) -> None:
                 build_local(root, [h], args.files + 1)
 
-            run(str(root), hours, {"s3": S3Resource()}, late)
+            run(str(root), hours, {"s3": s3_resource()}, late)
         return
 
     from iot_pipeline.services.minio import MinioServer, ensure_binary
@@ -166,12 +166,9 @@ def main() -> None:
         server = MinioServer(Path(tmp) / "minio", port=free_port(), console_port=None)
         server.start(user, password, binary=ensure_binary())
         try:
-            os.environ.update(
-                {"AWS_ACCESS_KEY_ID": user, "AWS_SECRET_ACCESS_KEY": password, "AWS_REGION": "us-east-1",
-                 "IOT_S3_ENDPOINT": server.endpoint}
-            )  # fmt: skip
-            s3 = S3Resource(endpoint_url=server.endpoint, region_name="us-east-1",
-                            aws_access_key_id=user, aws_secret_access_key=password)  # fmt: skip
+            # The sensors and the S3 client below read the server and credentials from the environment.
+            os.environ.update(client_env(server.endpoint, user, password))
+            s3 = s3_resource()
             client = s3.get_client()
             bucket = "bench-lake"
             client.create_bucket(Bucket=bucket)

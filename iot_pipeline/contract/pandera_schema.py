@@ -2,6 +2,13 @@
 
 The asset checks build their models from these (see :mod:`iot_pipeline.assets.models`), so a rule
 added to the contract is checked on every asset that carries the event columns.
+
+Each column's checks are derived from its :class:`~iot_pipeline.contract.event.EventField` by
+construction, never written as literals: ``in_range`` from ``minimum``/``maximum`` (an open bound where
+the contract has none, so every number must also be finite), ``isin`` from ``allowed``, ``str_length``
+from ``non_empty``, nullability from ``required``. They are a readable per-column subset of the
+contract's rules; the complete rules (blank and control characters, UUID form, event time) reach the
+silver model as the very SQL the stream applies (``assets.models.contract_rules_check``).
 """
 
 from __future__ import annotations

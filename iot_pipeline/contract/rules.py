@@ -14,6 +14,16 @@ its arrival is ``future_timestamp``; one before the first partition (``IOT_PARTI
 ``before_partitions_start`` (no partition would ever read it); with a horizon set, one older than
 ``max_age`` before its arrival is ``too_old``. None of them can then move the stream's watermark,
 close an hour early or make a sensor compute a date past the end of the calendar.
+
+The three event-time settings (``IOT_PARTITIONS_START``, ``IOT_EVENT_FUTURE_TOLERANCE_SECONDS``,
+``IOT_EVENT_MAX_AGE_DAYS``) are part of the contract, not of a resource, and are read from the
+environment here only (:func:`partitions_start`, :meth:`EventTimeRules.from_env`). They must be the
+same for every process that judges an event: the code location builds its partitions from the first
+one at import, the stream may run outside Dagster (``iot-pipeline stream``), and silver and the Pandera
+check re-apply the rules in each run. As resource config they could differ from run to run, and the
+layers would disagree; as deployment-wide variables they cannot. The code location checks them when
+it loads, and :func:`rules_fingerprint` digests them with the rules, so a batch the stream validated
+under other settings is re-checked by silver rather than trusted.
 """
 
 from __future__ import annotations
@@ -166,12 +176,6 @@ def value_rules(
 def any_violation(rules: tuple[Rule, ...]) -> str:
     """SQL true when a row breaks at least one of ``rules``."""
     return " OR ".join(f"({r.violation})" for r in rules)
-
-
-def first_violation(rules: tuple[Rule, ...]) -> str:
-    """SQL naming the first rule a row breaks (its quarantine reason), or NULL."""
-    branches = " ".join(f"WHEN {r.violation} THEN '{r.reason}'" for r in rules)
-    return f"CASE {branches} ELSE CAST(NULL AS STRING) END"
 
 
 def rules_fingerprint(time_rules: EventTimeRules | None = None) -> str:

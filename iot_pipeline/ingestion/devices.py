@@ -8,7 +8,6 @@ calibrated: what matters downstream is that each type has its own distribution a
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass
 from typing import Literal
@@ -210,18 +209,6 @@ class Device:
     battery_start: float  # percent at the start of the timeline
     battery_drain_per_hour: float
     signal_base: float  # dBm around which this unit's signal fluctuates
-
-    def daily_factor(self, hour_of_day: float) -> float:
-        """Position in the daily cycle, in [-1, 1] (cosine) or [0, 1] (daylight)."""
-        c = math.cos(2.0 * math.pi * (hour_of_day - self.type.peak_hour) / 24.0)
-        return c if self.type.shape == "cosine" else max(0.0, c) ** 1.5
-
-    def battery_at(self, hours: float) -> float:
-        """Battery drains linearly; at 5 % the unit is swapped for a full one (a saw-tooth)."""
-        level = self.battery_start - self.battery_drain_per_hour * max(hours, 0.0)
-        if level < 5.0:
-            level = 100.0 - (5.0 - level) % 95.0
-        return level
 
 
 def build_fleet(

@@ -12,10 +12,10 @@ from typing import Any
 
 from iot_pipeline.resources.env import bound, env_float, env_int, env_str
 from iot_pipeline.resources.kafka import KafkaResource
-from iot_pipeline.resources.kafka_settings import KafkaSettings
+from iot_pipeline.resources.kafka_settings import ENV_BOOTSTRAP, KafkaSettings
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import CONNECT_WAIT_ENV, REMOTE_ENV, SparkResource
-from iot_pipeline.storage.s3 import ENDPOINT_ENV, s3_resource
+from iot_pipeline.storage.s3 import ENDPOINT_ENV, ROOT_ENV, s3_resource
 
 
 def bound_resources() -> dict[str, Any]:
@@ -24,17 +24,19 @@ def bound_resources() -> dict[str, Any]:
     KafkaSettings.from_env()
     kafka = KafkaResource(
         **bound(
-            bootstrap_servers=env_str("IOT_KAFKA_BOOTSTRAP_SERVERS"),
+            bootstrap_servers=env_str(ENV_BOOTSTRAP),
             topic=env_str("IOT_KAFKA_TOPIC"),
             quarantine_topic=env_str("IOT_KAFKA_QUARANTINE_TOPIC"),
             partitions=env_int("IOT_KAFKA_PARTITIONS", minimum=1),
         )
     )
-    lake = LakeResource(**bound(root=env_str("IOT_LAKE_ROOT")))
+    lake = LakeResource(**bound(root=env_str(ROOT_ENV)))
     spark = SparkResource(
-        # An s3a:// lake needs the S3A connector; a custom endpoint (MinIO and most S3-compatible
-        # stores) wants path-style addressing.
-        s3=os.environ.get("IOT_LAKE_ROOT", "").startswith("s3a://"),
+        # Settings derived from a variable rather than bound to it (an EnvVar passes a value through
+        # unchanged), so they are computed here, once, from the same variables: an s3a:// lake needs
+        # the S3A connector; a custom endpoint (MinIO and most S3-compatible stores) wants path-style
+        # addressing.
+        s3=os.environ.get(ROOT_ENV, "").startswith("s3a://"),
         s3_path_style=bool(os.environ.get(ENDPOINT_ENV)),
         **bound(
             master=env_str("IOT_SPARK_MASTER"),
@@ -44,4 +46,10 @@ def bound_resources() -> dict[str, Any]:
             connect_wait_seconds=env_float(CONNECT_WAIT_ENV, minimum=0),
         ),
     )
-    return {"kafka": kafka, "lake": lake, "spark": spark, "s3": s3_resource(env_str)}
+    return {"kafka": kafka, "lake": lake, "spark": spark, "s3": bound_s3()}
+
+
+def bound_s3() -> Any:
+    """dagster-aws ``S3Resource`` bound to ``IOT_S3_ENDPOINT`` and ``AWS_REGION``: the code location's
+    one S3 binding, which the sensors take too (``iot_pipeline.sensors.sensor_resources``)."""
+    return s3_resource(env_str)

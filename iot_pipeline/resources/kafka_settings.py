@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # The project's Kafka defaults, declared once for the resources and the command-line tools alike.
@@ -123,9 +123,6 @@ class KafkaSettings:
         )
         settings.validate()
         return settings
-
-    def with_bootstrap(self, bootstrap_servers: str) -> KafkaSettings:
-        return replace(self, bootstrap_servers=bootstrap_servers)
 
     @property
     def uses_sasl(self) -> bool:

@@ -29,7 +29,7 @@ import pyspark
 from dagster_pyspark import PySparkResource
 from pyspark.sql import SparkSession
 
-from iot_pipeline.storage.s3 import hadoop_aws_packages, s3a_spark_conf
+from iot_pipeline.storage.s3 import DEFAULT_REGION, hadoop_aws_packages, s3a_spark_conf
 
 SCALA_BINARY_VERSION = "2.13"
 
@@ -66,10 +66,10 @@ def connector_jars(packages: list[str], master: str, spark_config: dict[str, Any
     """The settings that give a session its connectors.
 
     Spark resolves ``spark.jars.packages`` with Ivy at every session start, and for a Python driver it
-    also copies every resolved jar into the session's scratch directory: 755 MB per session with the
-    S3A bundle, left behind whenever the JVM is killed. A local-mode driver (its executors are its
+    also copies every resolved jar into the session's scratch directory (hundreds of megabytes with the
+    S3A bundle), left behind whenever the JVM is killed. A local-mode driver (its executors are its
     own JVM) puts the jars an earlier session of this machine resolved on its class path instead: no
-    resolution, no copy (a session starts about 1.4 s sooner, 4.5 s with S3A; docs/performance.md). Other
+    resolution and no copy, so a session starts sooner (measured in docs/performance.md). Other
     masters, and the first session of a machine, resolve as before. An empty ``spark.jars.packages``
     also overrides a ``spark-defaults.conf`` that names them.
     """
@@ -121,7 +121,7 @@ class SparkResource(PySparkResource):
     stop_on_teardown: bool = True
     s3: bool = False
     s3_endpoint: str = ""
-    s3_region: str = "us-east-1"
+    s3_region: str = DEFAULT_REGION
     s3_path_style: bool = False
     # sc://host:port of a Spark Connect server for the batch runs; empty: a driver in the run's process.
     remote: str = ""
@@ -150,7 +150,7 @@ class SparkResource(PySparkResource):
             # HotSpot never JIT-compiles a method over 8,000 bytes of bytecode, and whole-stage code for
             # the contract's validation (one CASE WHEN of ~60 rules over ~20 columns) is larger: Spark's
             # default limit (65,535) keeps it, interpreted. At 8,000 Spark falls back to per-expression
-            # code that is compiled; the stream's batch cache builds ~1.5x faster.
+            # code that is compiled, so the stream's batch cache builds faster (docs/streaming.md).
             "spark.sql.codegen.hugeMethodLimit": "8000",
         }
         if os.environ.get("SPARK_LOCAL_IP"):

@@ -32,7 +32,13 @@ from iot_pipeline.services.maven import prefetch
 from iot_pipeline.services.minio import MinioServer, ensure_binary
 from iot_pipeline.services.paths import state_dir
 from iot_pipeline.services.spark_connect import REMOTE_ENV, SparkConnectServer, SparkConnectServerError
-from iot_pipeline.storage.s3 import hadoop_aws_packages, s3_resource, split_s3_uri
+from iot_pipeline.storage.s3 import (
+    DEFAULT_REGION,
+    ENDPOINT_ENV,
+    hadoop_aws_packages,
+    s3_resource,
+    split_s3_uri,
+)
 from iot_pipeline.streaming.job import STREAM_JOB
 
 
@@ -127,8 +133,8 @@ def _env(args: argparse.Namespace) -> dict[str, str]:
     if args.s3:
         env.setdefault("AWS_ACCESS_KEY_ID", LOCAL_S3_USER)
         env.setdefault("AWS_SECRET_ACCESS_KEY", LOCAL_S3_PASSWORD)
-        env.setdefault("AWS_REGION", "us-east-1")
-        env["IOT_S3_ENDPOINT"] = f"http://127.0.0.1:{args.minio_port}"
+        env.setdefault("AWS_REGION", DEFAULT_REGION)
+        env[ENDPOINT_ENV] = f"http://127.0.0.1:{args.minio_port}"
         env.setdefault("IOT_LAKE_ROOT", f"s3a://{LOCAL_S3_BUCKET}/lake")
     env.setdefault("IOT_LAKE_ROOT", str(state_dir() / "lake"))
     env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -244,14 +250,14 @@ def fetch(args: argparse.Namespace) -> int:
 
 
 def _start_minio(env: dict[str, str], port: int) -> None:
-    print(f"starting MinIO on {env['IOT_S3_ENDPOINT']} (lake {env['IOT_LAKE_ROOT']}) ...", flush=True)
+    print(f"starting MinIO on {env[ENDPOINT_ENV]} (lake {env['IOT_LAKE_ROOT']}) ...", flush=True)
     MinioServer.default(port=port, console_port=None).start(
         env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]
     )
     bucket, _ = split_s3_uri(env["IOT_LAKE_ROOT"])
     # The shared client reads endpoint and credentials from this process's environment.
     os.environ.update(
-        {k: env[k] for k in ("IOT_S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")}
+        {k: env[k] for k in (ENDPOINT_ENV, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")}
     )
     client = s3_resource().get_client()
     if bucket not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:

@@ -160,11 +160,24 @@ def s3_client_kwargs(
     }
 
 
-def s3_client(endpoint: str | None = None, region: str = DEFAULT_REGION, path_style: bool = False) -> Any:
-    """A client on a fresh boto3 session: the default session caches credentials from its first use."""
+def s3_client(
+    endpoint: str | None = None,
+    region: str = DEFAULT_REGION,
+    path_style: bool = False,
+    *,
+    credentials: tuple[str, str] | None = None,
+) -> Any:
+    """A client on a fresh boto3 session: the default session caches credentials from its first use.
+
+    ``credentials`` (access key, secret) is for a caller that started the server itself (a test's or a
+    fault drill's MinIO) and must not depend on the process's AWS variables; the pipeline leaves it out.
+    """
     import boto3
 
-    return boto3.session.Session().client("s3", **s3_client_kwargs(endpoint, region, path_style))
+    keys: dict[str, str] = {}
+    if credentials is not None:
+        keys = {"aws_access_key_id": credentials[0], "aws_secret_access_key": credentials[1]}
+    return boto3.session.Session(**keys).client("s3", **s3_client_kwargs(endpoint, region, path_style))
 
 
 def pyarrow_filesystem(endpoint: str | None = None, region: str = DEFAULT_REGION) -> Any:

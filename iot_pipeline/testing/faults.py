@@ -44,7 +44,7 @@ from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.services.kafka_broker import KafkaBroker
 from iot_pipeline.services.minio import MinioServer
 from iot_pipeline.storage.layout import LakeLayout, is_local, local_path
-from iot_pipeline.storage.s3 import DEFAULT_REGION, client_env, lake_filesystem
+from iot_pipeline.storage.s3 import DEFAULT_REGION, client_env, lake_filesystem, s3_client
 from iot_pipeline.streaming.checkpoint import CheckpointError, end_offsets, read_state
 from iot_pipeline.streaming.lock import lock_path
 
@@ -712,16 +712,8 @@ class FaultMinio:
         self.server.start(self.user, self.password, binary=self.binary, wait_seconds=120)
 
     def make_bucket(self) -> str:
-        import boto3
-        from botocore.config import Config
-
-        client = boto3.client(
-            "s3",
-            endpoint_url=self.server.endpoint,
-            region_name=DEFAULT_REGION,
-            aws_access_key_id=self.user,
-            aws_secret_access_key=self.password,
-            config=Config(s3={"addressing_style": "path"}),
+        client = s3_client(
+            self.server.endpoint, DEFAULT_REGION, path_style=True, credentials=(self.user, self.password)
         )
         name = f"faults-{uuid.uuid4().hex[:12]}"
         client.create_bucket(Bucket=name)
