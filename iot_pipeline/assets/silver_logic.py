@@ -135,11 +135,11 @@ def compact_unique(
     index it writes next (fewer distinct ids than rows) and falls back to :func:`deduplicate`.
 
     The sort compares one long first (:func:`sort_key`, from the ranks of ``devices``, the run's
-    distinct devices): Spark's sort decides on a 64-bit prefix of its first key and only looks at
-    the rows when two prefixes are equal. With the strings first, that prefix was the constant
-    ``event_date`` and every comparison walked the rows (docs/performance.md). Since the rows are not
-    sorted by the partition columns, the caller writes them with ``keep_order`` (each task holds one
-    hour, so the order survives the write).
+    distinct devices): Spark's sort decides on a 64-bit prefix of its first key and only looks at the
+    rows when two prefixes are equal. With the strings first, that prefix would be the constant
+    ``event_date`` and every comparison would walk the rows (docs/performance.md). Since the rows are
+    not sorted by the partition columns, the caller writes them with ``keep_order`` (each task holds
+    one hour, so the order survives the write).
     """
     tasks = max(1, sum(files_per_hour.values()))
     if tasks == 1:

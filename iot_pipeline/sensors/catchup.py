@@ -1,8 +1,8 @@
 """Turn the partitions a sensor found due into requests: one run for a lone partition, one single-run
 backfill per contiguous range.
 
-Why: catching up (a new instance over an existing lake, the stream back after an outage, a wave of
-late rows) used to be one Spark run per hour, each with its own session and queue slot. The silver and
+Why: catching up (a new instance over an existing lake, the stream back after an outage, a wave of late
+rows) as one run per partition would cost a Spark session and a queue slot per hour. The silver and
 gold assets have ``BackfillPolicy.single_run()``, so a backfill of a range is one run and one Spark
 session whatever its length. Sensors return such a backfill as ``RunRequest.for_asset_graph_subset``
 (Dagster 1.13: the sensor daemon creates a backfill instead of a run; the helper is marked private, see

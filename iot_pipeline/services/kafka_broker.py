@@ -143,7 +143,7 @@ class BrokerStatus:
 
 
 def new_cluster_id() -> str:
-    """What ``kafka-storage random-uuid`` prints, without paying a JVM start (~3 s on 2 busy cores).
+    """What ``kafka-storage random-uuid`` prints, without paying a JVM start.
 
     Kafka's ``Uuid.randomUuid``: 16 random bytes, URL-safe base64 without padding, never starting
     with '-' (it would read as a command-line flag); the all-zero and metadata-topic ids are reserved.
@@ -272,10 +272,10 @@ class KafkaBroker:
         return "".join(f"{key}={value}\n" for key, value in settings.items())
 
     # -- class-data sharing ------------------------------------------------------------------------
-    # A JVM that maps an AppCDS archive of Kafka's classes starts the broker in about half the time
-    # (measured 21-23 s -> 11 s on 2 busy cores). The first broker records the archive when it exits
-    # cleanly; ``stop`` then moves it into the cache, keyed by the exact classpath. A stale or broken
-    # archive is ignored by the JVM (-Xshare:auto), so this only ever costs the one-time dump.
+    # A JVM that maps an AppCDS archive of Kafka's classes starts the broker much faster (measured in
+    # docs/local-kafka.md). The first broker records the archive when it exits cleanly; ``stop`` then
+    # moves it into the cache, keyed by the exact classpath. A stale or broken archive is ignored by
+    # the JVM (-Xshare:auto), so this only ever costs the one-time dump.
     def _cds_archive(self, classpath: list[Path]) -> Path:
         digest = hashlib.sha256(os.pathsep.join(map(str, classpath)).encode()).hexdigest()[:12]
         return cache_dir() / "kafka" / f"kafka-{self.version}-{digest}.jsa"
@@ -470,7 +470,7 @@ class KafkaBroker:
         """SIGTERM (controlled shutdown), then SIGKILL after ``timeout_s``; False if it was not running.
 
         A broker that records the class-data archive gets 90 s more: the one-time dump at exit is
-        CPU-bound (10-25 s measured on 2 busy cores) and a kill would throw it away.
+        CPU-bound and slow on a busy machine (docs/local-kafka.md), and a kill would throw it away.
         """
         pid = self.pid()
         if pid is None:

@@ -1,8 +1,9 @@
 """A real S3-compatible server on 127.0.0.1 without Docker: MinIO built once from the Go module proxy.
 
-``go install`` compiles MinIO at a pinned module version into the cache directory (several minutes on
-two cores, once per machine and version; only the binary is kept, the 2.2 GB of Go caches are not); ``start`` runs it detached with a data directory, a pid file
-and a log under the state directory, and returns once ``/minio/health/live`` answers 200.
+``go install`` compiles MinIO at a pinned module version into the cache directory, once per machine
+and version, and keeps only the binary, not Go's module and build caches (build time and sizes in
+docs/local-s3.md); ``start`` runs it detached with a data directory, a pid file and a log under the
+state directory, and returns once ``/minio/health/live`` answers 200.
 
 The pin is a pseudo-version because the module proxy we reach refuses MinIO's ``RELEASE.*`` tags and
 their pseudo-versions (403 "module version is not available") and serves only this commit, the last on
@@ -62,7 +63,7 @@ def ensure_binary(version: str = MINIO_VERSION, *, timeout: float = 1800) -> Pat
         fcntl.flock(lock, fcntl.LOCK_EX)
         if binary.exists():
             return binary
-        # The module sources and the build cache (about 2.2 GB for MinIO) are needed once: they live
+        # The module sources and the build cache (gigabytes for MinIO) are needed once: they live
         # in a scratch directory that is cleaned after the build, so the machine keeps only the binary.
         scratch = work / "go-scratch"
         env = {

@@ -1,12 +1,12 @@
 """A Spark Connect server that the batch runs share (``IOT_SPARK_REMOTE``).
 
-Without it, every Dagster run of an asset starts a Spark driver JVM of its own (about 7 s) and runs
-its first queries on code the JIT has not compiled yet; with it, a run opens a session on this
-long-lived server in well under a second (``SparkResource.remote``). The pip-installed PySpark ships
-the server (``jars/spark-connect_*.jar``), so nothing is downloaded. The server is configured from
-the same resource the runs are (``iot_pipeline.bindings``, so ``IOT_SPARK_MASTER``, the S3 settings
-and the Kafka connector apply to it), because settings such as memory and packages are fixed when it
-starts.
+Without it, every Dagster run of an asset starts a Spark driver JVM of its own and runs its first
+queries on code the JIT has not compiled yet; with it, a run opens a session on this long-lived,
+already warm server (``SparkResource.remote``; timings in docs/performance.md). The pip-installed
+PySpark ships the server (``jars/spark-connect_*.jar``), so nothing is downloaded. The server is
+configured from the same resource the runs are (``iot_pipeline.bindings``, so ``IOT_SPARK_MASTER``, the
+S3 settings and the Kafka connector apply to it), because settings such as memory and packages are
+fixed when it starts.
 
     iot-pipeline spark-connect start [--port 15002]    # detached; prints the IOT_SPARK_REMOTE to set
     iot-pipeline spark-connect status | stop

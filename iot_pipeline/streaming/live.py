@@ -7,11 +7,11 @@ has one row per batch; :func:`live_view` combines them (counts and sums add, ext
 extreme, averages are sum / count). Written per batch id with dynamic overwrite like bronze, a
 replayed batch replaces its own rows, so the view counts every valid record once with no state store.
 
-Why not a second streaming query with a watermarked aggregation: it read and parsed every Kafka
-record a second time and ran a stateful operator on the same cores, which doubled the micro-batch
-time (docs/streaming.md, "Benchmark"). Late events are included in their own minute; the view is
-provisional all the same, and the hourly assets are authoritative. The stream's event-time watermark
-(newest event time landed minus ``live_watermark_minutes``) is published separately for the
+Why not a second streaming query with a watermarked aggregation: it would read and parse every Kafka
+record a second time and run a stateful operator on the same cores as the bronze batch (measured in
+docs/streaming.md, "Benchmark"; docs/decisions.md). Late events are included in their own minute; the
+view is provisional all the same, and the hourly assets are authoritative. The stream's event-time
+watermark (newest event time landed minus ``live_watermark_minutes``) is published separately for the
 partition sensor (:mod:`iot_pipeline.streaming.state`).
 """
 

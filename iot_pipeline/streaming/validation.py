@@ -91,8 +91,8 @@ def reason_column(
 ) -> Column:
     """First broken rule of each record, or null for a valid one; order matters and is tested.
 
-    Built once per JVM, size limit and event-time rules: its few hundred py4j calls took ~0.45 s, on
-    the driver, in every micro-batch of the stream.
+    Built once per JVM, size limit and event-time rules: building it takes a few hundred py4j calls
+    on the driver, which every micro-batch of the stream would otherwise pay (docs/streaming.md).
     """
     return _reason_column(max_record_bytes, time_rules or EventTimeRules.from_env(), id(SparkContext._jvm))
 
