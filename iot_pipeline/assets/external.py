@@ -22,6 +22,7 @@ from iot_pipeline.assets.keys import (
     OWNERS,
 )
 from iot_pipeline.assets.partitions import HOURLY
+from iot_pipeline.resources.kafka_settings import ENV_TOPIC
 from iot_pipeline.streaming.job import STREAM_JOB
 
 kafka_iot_events = dg.AssetSpec(
@@ -35,7 +36,7 @@ kafka_iot_events = dg.AssetSpec(
     group_name=GROUP_INGESTION,
     kinds={"kafka"},
     owners=OWNERS,
-    metadata={"topic_setting": "IOT_KAFKA_TOPIC", "key": "device_id", "format": "JSON (event contract)"},
+    metadata={"topic_setting": ENV_TOPIC, "key": "device_id", "format": "JSON (event contract)"},
 )
 
 

@@ -27,7 +27,12 @@ from iot_pipeline.ingestion.producer import COMPRESSIONS, ProducerSettings
 from iot_pipeline.ingestion.replay import ReplayError
 from iot_pipeline.ingestion.runner import DEFAULT_RATE, UNPACED_TIME_RATE, Simulation, SimulationConfig
 from iot_pipeline.resources.kafka import KafkaConfigError
-from iot_pipeline.resources.kafka_settings import DEFAULT_BOOTSTRAP_SERVERS, DEFAULT_TOPIC, ENV_BOOTSTRAP
+from iot_pipeline.resources.kafka_settings import (
+    DEFAULT_BOOTSTRAP_SERVERS,
+    DEFAULT_TOPIC,
+    ENV_BOOTSTRAP,
+    ENV_TOPIC,
+)
 
 EXIT_DELIVERY_ERRORS = 1
 EXIT_CONFIG = 3
@@ -108,11 +113,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     kafka.add_argument(
         "--bootstrap-servers",
         default=env.get(ENV_BOOTSTRAP, DEFAULT_BOOTSTRAP_SERVERS),
-        help="Kafka bootstrap servers (env IOT_KAFKA_BOOTSTRAP_SERVERS; default %(default)s)",
+        help=f"Kafka bootstrap servers (env {ENV_BOOTSTRAP}; default %(default)s)",
     )
-    kafka.add_argument(
-        "--topic", default=env.get("IOT_KAFKA_TOPIC", DEFAULT_TOPIC), help="(env IOT_KAFKA_TOPIC)"
-    )
+    kafka.add_argument("--topic", default=env.get(ENV_TOPIC, DEFAULT_TOPIC), help=f"(env {ENV_TOPIC})")
     kafka.add_argument(
         "--connect-timeout",
         type=_positive_float,

@@ -12,10 +12,16 @@ from typing import Any
 
 from iot_pipeline.resources.env import bound, env_float, env_int, env_str
 from iot_pipeline.resources.kafka import KafkaResource
-from iot_pipeline.resources.kafka_settings import ENV_BOOTSTRAP, KafkaSettings
+from iot_pipeline.resources.kafka_settings import (
+    ENV_BOOTSTRAP,
+    ENV_QUARANTINE_TOPIC,
+    ENV_TOPIC,
+    KafkaSettings,
+)
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import CONNECT_WAIT_ENV, REMOTE_ENV, SparkResource
-from iot_pipeline.storage.s3 import ENDPOINT_ENV, ROOT_ENV, s3_resource
+from iot_pipeline.storage.layout import ROOT_ENV
+from iot_pipeline.storage.s3 import ENDPOINT_ENV, s3_resource
 
 
 def bound_resources() -> dict[str, Any]:
@@ -25,8 +31,8 @@ def bound_resources() -> dict[str, Any]:
     kafka = KafkaResource(
         **bound(
             bootstrap_servers=env_str(ENV_BOOTSTRAP),
-            topic=env_str("IOT_KAFKA_TOPIC"),
-            quarantine_topic=env_str("IOT_KAFKA_QUARANTINE_TOPIC"),
+            topic=env_str(ENV_TOPIC),
+            quarantine_topic=env_str(ENV_QUARANTINE_TOPIC),
             partitions=env_int("IOT_KAFKA_PARTITIONS", minimum=1),
         )
     )

@@ -22,6 +22,8 @@ from iot_pipeline.resources.kafka_settings import (
     DEFAULT_QUARANTINE_TOPIC,
     DEFAULT_TOPIC,
     ENV_BOOTSTRAP,
+    ENV_QUARANTINE_TOPIC,
+    ENV_TOPIC,
 )
 from iot_pipeline.services.kafka_broker import KafkaBroker
 from iot_pipeline.services.paths import state_dir
@@ -108,7 +110,7 @@ def _topics(args: argparse.Namespace) -> int:
 
 def _add_commands(parser: argparse.ArgumentParser) -> None:
     env = os.environ
-    bootstrap = env.get("IOT_KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP_SERVERS)
+    bootstrap = env.get(ENV_BOOTSTRAP, DEFAULT_BOOTSTRAP_SERVERS)
     commands = parser.add_subparsers(dest="kafka_command", required=True, metavar="COMMAND")
 
     def broker_command(
@@ -167,8 +169,8 @@ def _add_commands(parser: argparse.ArgumentParser) -> None:
     # KafkaResource field's default.
     for flag, variable, type_, default, help_ in (
         ("--bootstrap-servers", ENV_BOOTSTRAP, str, DEFAULT_BOOTSTRAP_SERVERS, "Kafka bootstrap servers"),
-        ("--topic", "IOT_KAFKA_TOPIC", str, DEFAULT_TOPIC, "event topic"),
-        ("--quarantine-topic", "IOT_KAFKA_QUARANTINE_TOPIC", str, DEFAULT_QUARANTINE_TOPIC, "quarantine topic"),
+        ("--topic", ENV_TOPIC, str, DEFAULT_TOPIC, "event topic"),
+        ("--quarantine-topic", ENV_QUARANTINE_TOPIC, str, DEFAULT_QUARANTINE_TOPIC, "quarantine topic"),
         ("--partitions", "IOT_KAFKA_PARTITIONS", int, DEFAULT_PARTITIONS, "partitions of new topics (others keep theirs)"),
     ):  # fmt: skip
         topics.add_argument(

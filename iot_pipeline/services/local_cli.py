@@ -26,12 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from iot_pipeline.resources.kafka import KafkaResource
+from iot_pipeline.resources.kafka_settings import ENV_BOOTSTRAP
 from iot_pipeline.resources.spark import CONNECT_DEFAULT_PORT, kafka_connector_package
 from iot_pipeline.services.kafka_broker import KafkaBroker
 from iot_pipeline.services.maven import prefetch
 from iot_pipeline.services.minio import MinioServer, ensure_binary
 from iot_pipeline.services.paths import state_dir
 from iot_pipeline.services.spark_connect import REMOTE_ENV, SparkConnectServer, SparkConnectServerError
+from iot_pipeline.storage.layout import ROOT_ENV
 from iot_pipeline.storage.s3 import (
     DEFAULT_REGION,
     ENDPOINT_ENV,
@@ -129,14 +131,14 @@ LOCAL_S3_USER, LOCAL_S3_PASSWORD, LOCAL_S3_BUCKET = "iot-local", "iot-local-secr
 def _env(args: argparse.Namespace) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("DAGSTER_HOME", str(state_dir() / "dagster_home"))
-    env["IOT_KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{args.kafka_port}"
+    env[ENV_BOOTSTRAP] = f"127.0.0.1:{args.kafka_port}"
     if args.s3:
         env.setdefault("AWS_ACCESS_KEY_ID", LOCAL_S3_USER)
         env.setdefault("AWS_SECRET_ACCESS_KEY", LOCAL_S3_PASSWORD)
         env.setdefault("AWS_REGION", DEFAULT_REGION)
         env[ENDPOINT_ENV] = f"http://127.0.0.1:{args.minio_port}"
-        env.setdefault("IOT_LAKE_ROOT", f"s3a://{LOCAL_S3_BUCKET}/lake")
-    env.setdefault("IOT_LAKE_ROOT", str(state_dir() / "lake"))
+        env.setdefault(ROOT_ENV, f"s3a://{LOCAL_S3_BUCKET}/lake")
+    env.setdefault(ROOT_ENV, str(state_dir() / "lake"))
     env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     write_local_instance_yaml(Path(env["DAGSTER_HOME"]) / "dagster.yaml", env)
@@ -254,7 +256,7 @@ def _start_minio(env: dict[str, str], port: int) -> None:
     MinioServer.default(port=port, console_port=None).start(
         env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]
     )
-    bucket, _ = split_s3_uri(env["IOT_LAKE_ROOT"])
+    bucket, _ = split_s3_uri(env[ROOT_ENV])
     # The shared client reads endpoint and credentials from this process's environment.
     os.environ.update(
         {k: env[k] for k in (ENDPOINT_ENV, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")}
@@ -280,7 +282,7 @@ def up(args: argparse.Namespace) -> int:
             _start_minio(env, args.minio_port)
         print(f"starting Kafka on 127.0.0.1:{args.kafka_port} ...", flush=True)
         broker.start()
-        KafkaResource(bootstrap_servers=env["IOT_KAFKA_BOOTSTRAP_SERVERS"]).ensure_topics()
+        KafkaResource(bootstrap_servers=env[ENV_BOOTSTRAP]).ensure_topics()
         if not args.no_spark_connect:
             _start_spark_connect(env, args.spark_connect_port)
         print(f"starting Dagster (dagster dev) on http://127.0.0.1:{args.dagster_port} ...", flush=True)

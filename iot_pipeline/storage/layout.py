@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from urllib.parse import urlparse
 
 SUPPORTED_SCHEMES = ("", "file", "s3a")
+ROOT_ENV = "IOT_LAKE_ROOT"
 DEFAULT_LAKE_ROOT = ".local/lake"  # relative to the working directory, as `make run` uses it
 
 
@@ -28,7 +29,7 @@ class LakeConfigError(ValueError):
     """Raised for an unusable lake root; the message names the setting to fix."""
 
 
-def normalize_root(root: str, *, setting: str = "IOT_LAKE_ROOT") -> str:
+def normalize_root(root: str, *, setting: str = ROOT_ENV) -> str:
     """Absolute local path or a URI with a supported scheme, without a trailing slash."""
     if not root or not root.strip():
         raise LakeConfigError(

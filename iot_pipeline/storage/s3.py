@@ -20,10 +20,9 @@ from urllib.parse import urlparse
 
 import pyspark
 
-from iot_pipeline.storage.layout import LakeConfigError, is_local, local_path
+from iot_pipeline.storage.layout import ROOT_ENV, LakeConfigError, is_local, local_path
 
 ENDPOINT_ENV = "IOT_S3_ENDPOINT"
-ROOT_ENV = "IOT_LAKE_ROOT"
 DEFAULT_REGION = "us-east-1"
 
 # AWS SDK v2 bundle that each hadoop-aws release pins (property aws-java-sdk-v2.version of the

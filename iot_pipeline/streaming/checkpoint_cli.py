@@ -18,8 +18,13 @@ import time
 from typing import Any
 
 from iot_pipeline.resources.kafka import KafkaConfigError, KafkaResource
-from iot_pipeline.resources.kafka_settings import DEFAULT_BOOTSTRAP_SERVERS, DEFAULT_TOPIC, ENV_BOOTSTRAP
-from iot_pipeline.storage.layout import DEFAULT_LAKE_ROOT, LakeLayout, normalize_root
+from iot_pipeline.resources.kafka_settings import (
+    DEFAULT_BOOTSTRAP_SERVERS,
+    DEFAULT_TOPIC,
+    ENV_BOOTSTRAP,
+    ENV_TOPIC,
+)
+from iot_pipeline.storage.layout import DEFAULT_LAKE_ROOT, ROOT_ENV, LakeLayout, normalize_root
 from iot_pipeline.streaming.checkpoint import (
     BRONZE_QUERY,
     RESET_FROM,
@@ -110,8 +115,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--lake-root",
-        default=env("IOT_LAKE_ROOT", DEFAULT_LAKE_ROOT),
-        help="lake root (env IOT_LAKE_ROOT, default %(default)s)",
+        default=env(ROOT_ENV, DEFAULT_LAKE_ROOT),
+        help=f"lake root (env {ROOT_ENV}, default %(default)s)",
     )
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     sub.add_parser("show", help="committed batch and offsets").set_defaults(func=_guarded(show))
@@ -119,12 +124,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     lag_parser.add_argument(
         "--bootstrap-servers",
         default=env(ENV_BOOTSTRAP, DEFAULT_BOOTSTRAP_SERVERS),
-        help="(env IOT_KAFKA_BOOTSTRAP_SERVERS, default %(default)s)",
+        help=f"(env {ENV_BOOTSTRAP}, default %(default)s)",
     )
     lag_parser.add_argument(
         "--topic",
-        default=env("IOT_KAFKA_TOPIC", DEFAULT_TOPIC),
-        help="(env IOT_KAFKA_TOPIC, default %(default)s)",
+        default=env(ENV_TOPIC, DEFAULT_TOPIC),
+        help=f"(env {ENV_TOPIC}, default %(default)s)",
     )
     lag_parser.add_argument("--max-lag", type=int, default=None, help="exit 1 if the total lag is above this")
     lag_parser.set_defaults(func=_guarded(lag))

@@ -16,16 +16,18 @@ from iot_pipeline.command import Command
 from iot_pipeline.resources.bound import bound_resources
 from iot_pipeline.resources.env import resolved, with_settings
 from iot_pipeline.resources.kafka import KafkaResource
+from iot_pipeline.resources.kafka_settings import ENV_BOOTSTRAP, ENV_TOPIC
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import SparkResource
+from iot_pipeline.storage.layout import ROOT_ENV
 from iot_pipeline.streaming.resource import SparkStreamingResource, StreamMode, bound_streaming
 
 # Options that override a setting the code location binds from the environment (resources/bound.py):
 # flag -> (variable, resource, field, type, help). Unset, they keep the bound value, else the field default.
 BOUND_OPTIONS: dict[str, tuple[str, type, str, type, str]] = {
-    "--bootstrap-servers": ("IOT_KAFKA_BOOTSTRAP_SERVERS", KafkaResource, "bootstrap_servers", str, "Kafka bootstrap servers"),
-    "--topic": ("IOT_KAFKA_TOPIC", KafkaResource, "topic", str, "topic to read"),
-    "--lake-root": ("IOT_LAKE_ROOT", LakeResource, "root", str, "lake root: directory or s3a://bucket/prefix"),
+    "--bootstrap-servers": (ENV_BOOTSTRAP, KafkaResource, "bootstrap_servers", str, "Kafka bootstrap servers"),
+    "--topic": (ENV_TOPIC, KafkaResource, "topic", str, "topic to read"),
+    "--lake-root": (ROOT_ENV, LakeResource, "root", str, "lake root: directory or s3a://bucket/prefix"),
     "--master": ("IOT_SPARK_MASTER", SparkResource, "master", str, "spark.master"),
     "--trigger-seconds": (
         "IOT_STREAM_TRIGGER_SECONDS", SparkStreamingResource, "trigger_seconds", float, "micro-batch interval in continuous mode",
