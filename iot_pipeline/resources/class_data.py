@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import struct
 import time
 from pathlib import Path
 
@@ -28,6 +29,15 @@ QUIET = "-Xlog:cds*=off"
 USER_CHOICE = ("-Xshare", "SharedArchiveFile", "ArchiveClassesAtExit", "-XX:-UseSharedSpaces")
 # Where /proc is missing, a recording untouched this long is taken as finished.
 SETTLE_SECONDS = 120.0
+# The first word of a dynamic archive's header. HotSpot writes the header after every region, so a
+# file that starts with it is whole; one cut short (its JVM killed mid-dump) is dropped, never mapped.
+DYNAMIC_ARCHIVE_MAGIC = 0xF00BABA8
+
+
+def _is_whole(archive: Path) -> bool:
+    with archive.open("rb") as f:
+        head = f.read(4)
+    return len(head) == 4 and struct.unpack("=I", head)[0] == DYNAMIC_ARCHIVE_MAGIC
 
 
 def _java_identity() -> str:
@@ -81,7 +91,7 @@ def _adopt(directory: Path, key: str, archive: Path) -> bool:
         with contextlib.suppress(OSError):
             if _in_progress(pending, live):
                 continue
-            if not archive.exists() and pending.stat().st_size > 0:
+            if not archive.exists() and _is_whole(pending):
                 os.replace(pending, archive)  # atomic: no session maps a half-moved file
             else:
                 pending.unlink()

@@ -1,13 +1,22 @@
 """Which class-data options a driver gets: record once, adopt the finished recording, then map it."""
 
+import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from iot_pipeline.resources.class_data import PREFIX, QUIET, archive_key, driver_options
+from iot_pipeline.resources.class_data import (
+    DYNAMIC_ARCHIVE_MAGIC,
+    PREFIX,
+    QUIET,
+    archive_key,
+    driver_options,
+)
 
 CLASS_PATH = "/jars/kafka.jar"
+# What a finished recording starts with (its header is written last).
+WHOLE = struct.pack("=I", DYNAMIC_ARCHIVE_MAGIC) + b"regions"
 
 
 def _pending(options: str) -> Path:
@@ -21,16 +30,16 @@ def test_the_first_driver_records_then_the_next_adopts_and_maps_the_archive(tmp_
     assert pending.parent == tmp_path and pending.name.startswith(PREFIX) and pending.suffix == ".pending"
     assert QUIET in first and first.endswith("-Dkeep=me")
 
-    pending.write_bytes(b"archive")  # what the recording JVM writes when it exits
+    pending.write_bytes(WHOLE)  # what the recording JVM writes when it exits
     second = driver_options(tmp_path, CLASS_PATH)
     archive = tmp_path / f"{PREFIX}{archive_key(CLASS_PATH)}.jsa"
     assert second == f"-XX:SharedArchiveFile={archive} {QUIET}"
-    assert archive.read_bytes() == b"archive" and not pending.exists()
+    assert archive.read_bytes() == WHOLE and not pending.exists()
 
 
 def test_no_second_recording_while_a_jvm_records_and_none_is_adopted_half_written(tmp_path: Path) -> None:
     pending = _pending(driver_options(tmp_path, CLASS_PATH))
-    pending.write_bytes(b"half")
+    pending.write_bytes(WHOLE)
     # A live process whose command line names the recording, as the recording JVM's does.
     recorder = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(60)", f"-XX:ArchiveClassesAtExit={pending}"]
@@ -48,11 +57,12 @@ def test_no_second_recording_while_a_jvm_records_and_none_is_adopted_half_writte
     assert "-XX:SharedArchiveFile=" in driver_options(tmp_path, CLASS_PATH)
 
 
-def test_an_empty_recording_is_dropped_and_recorded_again(tmp_path: Path) -> None:
+def test_a_recording_cut_short_is_dropped_and_recorded_again(tmp_path: Path) -> None:
     pending = _pending(driver_options(tmp_path, CLASS_PATH))
-    pending.touch()  # a JVM killed before it wrote anything
+    pending.write_bytes(b"\0" * 4096)  # a JVM killed mid-dump: the regions, no header yet
     again = driver_options(tmp_path, CLASS_PATH)
     assert "-XX:ArchiveClassesAtExit=" in again and not list(tmp_path.glob("*.jsa"))
+    assert not pending.exists()
 
 
 def test_options_that_already_decide_are_left_alone(tmp_path: Path) -> None:
