@@ -6,7 +6,10 @@ Java, PySpark and class path records the archive when it exits (``-XX:ArchiveCla
 a name of its own; a later session adopts the finished recording under the shared name, and every
 session after that maps it (``-XX:SharedArchiveFile``). The JVM checks an archive against its own
 build and class path and ignores one that does not match (``-Xshare:auto``), so a stale archive
-costs the speed-up, never a run. Measured in docs/performance.md; the decision is in
+costs the speed-up, never a run. An archive holds the absolute paths of the jars it was recorded
+from, so it lives with the PySpark installation it belongs to, in that Python environment
+(:func:`archive_dir`): a checkout's or a CI clone's archives go away with its environment instead
+of piling up in a shared cache. Measured in docs/performance.md; the decision is in
 docs/decisions.md ("Class-data sharing for the drivers").
 """
 
@@ -17,6 +20,7 @@ import hashlib
 import os
 import shutil
 import struct
+import sys
 import time
 from pathlib import Path
 
@@ -38,6 +42,15 @@ def _is_whole(archive: Path) -> bool:
     with archive.open("rb") as f:
         head = f.read(4)
     return len(head) == 4 and struct.unpack("=I", head)[0] == DYNAMIC_ARCHIVE_MAGIC
+
+
+def archive_dir() -> Path:
+    """Where this Python environment keeps its archives (``<sys.prefix>/share``, the data directory
+    of an environment), created on first use; recording is skipped where it cannot be written."""
+    directory = Path(sys.prefix, "share", "iot-pipeline", "spark-cds")
+    with contextlib.suppress(OSError):
+        directory.mkdir(parents=True, exist_ok=True)
+    return directory
 
 
 def _java_identity() -> str:
@@ -98,7 +111,7 @@ def _adopt(directory: Path, key: str, archive: Path) -> bool:
     return bool(live)
 
 
-def driver_options(directory: Path, class_path: str, user_options: str = "") -> str:
+def driver_options(class_path: str, user_options: str = "", directory: Path | None = None) -> str:
     """``spark.driver.extraJavaOptions`` for a driver this process starts, with ``user_options`` kept.
 
     Maps the machine's archive when there is one, else records one at exit (one driver at a time),
@@ -106,6 +119,7 @@ def driver_options(directory: Path, class_path: str, user_options: str = "") -> 
     """
     if any(choice in user_options for choice in USER_CHOICE):
         return user_options
+    directory = directory or archive_dir()
     key = archive_key(class_path)
     archive = directory / f"{PREFIX}{key}.jsa"
     ours = ""

@@ -56,15 +56,11 @@ CONNECT_DEFAULT_PORT = 15002
 DEFAULT_IVY_DIR = ".ivy2.5.2"
 
 
-def _ivy_dir(spark_config: dict[str, Any]) -> Path:
-    """Spark's Ivy directory: what this project keeps per machine for Spark lives beside the jars."""
-    return Path(spark_config.get("spark.jars.ivy") or Path.home() / DEFAULT_IVY_DIR)
-
-
 def _classpath_record(packages: list[str], spark_config: dict[str, Any]) -> Path:
     """Where the jars Ivy resolved for ``packages`` are listed: in Ivy's own directory, beside them."""
+    ivy = Path(spark_config.get("spark.jars.ivy") or Path.home() / DEFAULT_IVY_DIR)
     digest = hashlib.sha256(",".join(packages).encode()).hexdigest()[:16]
-    return _ivy_dir(spark_config) / f"iot-pipeline-classpath-{digest}.txt"
+    return ivy / f"iot-pipeline-classpath-{digest}.txt"
 
 
 def connector_jars(packages: list[str], master: str, spark_config: dict[str, Any]) -> dict[str, str]:
@@ -163,12 +159,10 @@ class SparkResource(PySparkResource):
         if self.s3:
             conf.update(s3a_spark_conf(self.s3_endpoint or None, self.s3_region, self.s3_path_style))
         conf.update(self.spark_config or {})
-        # The driver maps the machine's class-data archive (resources/class_data.py); setting any
+        # The driver maps this environment's class-data archive (resources/class_data.py); setting any
         # -Xshare or archive option in spark.driver.extraJavaOptions leaves that choice to the user.
         java_options = driver_options(
-            _ivy_dir(self.spark_config or {}),
-            conf.get("spark.driver.extraClassPath", ""),
-            conf.get("spark.driver.extraJavaOptions", ""),
+            conf.get("spark.driver.extraClassPath", ""), conf.get("spark.driver.extraJavaOptions", "")
         )
         if java_options:
             conf["spark.driver.extraJavaOptions"] = java_options
