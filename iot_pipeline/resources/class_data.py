@@ -1,4 +1,4 @@
-"""Class-data sharing (AppCDS) for the Spark drivers this project starts on a machine.
+"""Class-data sharing (AppCDS) for the Spark drivers this project starts.
 
 A fresh driver JVM spends seconds loading and verifying Spark's classes before its first query; a
 JVM that maps a class-data archive of them skips most of that work. The first driver for a given
@@ -114,7 +114,7 @@ def _adopt(directory: Path, key: str, archive: Path) -> bool:
 def driver_options(class_path: str, user_options: str = "", directory: Path | None = None) -> str:
     """``spark.driver.extraJavaOptions`` for a driver this process starts, with ``user_options`` kept.
 
-    Maps the machine's archive when there is one, else records one at exit (one driver at a time),
+    Maps the environment's archive when there is one, else records one at exit (one driver at a time),
     else leaves the options as they are (a read-only directory, or options that already decide).
     """
     if any(choice in user_options for choice in USER_CHOICE):
