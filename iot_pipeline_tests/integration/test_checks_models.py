@@ -10,7 +10,7 @@ from pandera.config import ValidationDepth, config_context
 from pyspark.sql import types as T
 
 from iot_pipeline.assets.models import silver_events_model
-from iot_pipeline.checks.validation import validate
+from iot_pipeline.checks.validation import sql_literal, validate
 from iot_pipeline.contract.spark_schema import bronze_schema
 
 pytestmark = pytest.mark.spark
@@ -76,3 +76,38 @@ def test_wrong_type_and_missing_column_are_schema_errors(spark) -> None:
     joined = " ".join(report.schema_errors)
     assert "unit" in joined and "kafka_offset" in joined
     assert "kafka_offset:greater_than_or_equal_to" not in report.failures  # rules of mistyped columns skipped
+
+
+def test_unique_key_counted_in_the_one_aggregation(spark) -> None:
+    """A passing frame reports the key as checked (0); repeated nulls are one key value, as groupBy has it."""
+    report = validate(
+        spark.createDataFrame([event(i) for i in range(3)], bronze_schema()), silver_events_model()
+    )
+    assert report.failures["event_id:unique"] == 0 and report.failed() == {}
+    nullable = T.StructType([T.StructField(f.name, f.dataType, True) for f in bronze_schema().fields])
+    rows = [event(1), event(2, event_id=None), event(3, event_id=None)]
+    report = validate(spark.createDataFrame(rows, nullable), silver_events_model())
+    assert report.failed(["event_id:unique", "event_id:not_null"]) == {
+        "event_id:unique": 2,
+        "event_id:not_null": 2,
+    }
+    assert report.duplicate_keys["event_id:unique"] == [{"event_id": None, "count": 2}]
+
+
+def test_sql_literals_read_back_as_the_values(spark) -> None:
+    values = [
+        "^\\d{4}-\\d{2}$",
+        "it's",
+        "back\\slash",
+        -130,
+        0,
+        2**40,
+        1.5,
+        -0.1,
+        float("inf"),
+        float("-inf"),
+        True,
+    ]
+    row = spark.sql("SELECT " + ", ".join(f"{sql_literal(v)} AS c{i}" for i, v in enumerate(values))).first()
+    assert list(row) == values
+    assert spark.sql(f"SELECT {sql_literal(float('nan'))} AS v").first().v != 0  # NaN

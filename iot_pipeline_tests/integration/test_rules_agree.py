@@ -103,14 +103,14 @@ def test_stream_silver_and_pandera_reject_the_same_rows_for_the_same_reasons(spa
     model = silver_events_model()
     present = {f.name: f.dataType.simpleString() for f in bronze.schema.fields}
     expected = {name: col.dtype.type.simpleString() for name, col in model.columns.items()}
-    # The very rules (and Spark expressions) the asset check counts, evaluated per row here.
+    # The very rules (and Spark SQL) the asset check counts, evaluated per row here.
     pandera_rules = model_rules(model, present, expected)
     assert CONTRACT_CHECK in {r.name for r in pandera_rules}
     verdicts = rows.select(
         "kafka_offset",
         "stream_reason",
         valid_event().alias("silver_ok"),
-        names_where([(r.violation, r.name) for r in pandera_rules]).alias("pandera_failed"),
+        names_where([(F.expr(r.violation), r.name) for r in pandera_rules]).alias("pandera_failed"),
         names_where([(F.expr(r.violation), r.reason) for r in value_rules()]).alias("broken"),
     ).collect()
 
