@@ -29,8 +29,9 @@ def hours_in(window: dg.TimeWindow) -> list[datetime]:
 
 
 def days_in(window: dg.TimeWindow) -> list[str]:
-    """Every UTC day (``YYYY-MM-DD``) in ``[window.start, window.end)``."""
-    start, end = _utc(window.start), _utc(window.end)
+    """Every UTC day (``YYYY-MM-DD``) that ``[window.start, window.end)`` touches: an hourly window's
+    days too, one that crosses midnight included."""
+    start, end = _utc(window.start).replace(hour=0, minute=0, second=0, microsecond=0), _utc(window.end)
     out = []
     while start < end:
         out.append(f"{start:%Y-%m-%d}")

@@ -4,7 +4,9 @@ Listing, deleting, the small state files and single-file Parquet reads go throug
 :func:`iot_pipeline.storage.s3.lake_filesystem`: a pyarrow filesystem for a local path, ``file://`` or
 ``s3a://`` URI, configured from the same environment as Spark's. Keeping file operations out of the
 JVM lets the assets run on a Spark Connect session, which has none, and spares a py4j round trip per
-call on a classic one; only the Parquet dataset reads and writes go through Spark.
+call on a classic one; the Parquet dataset reads and writes go through Spark, except a partition
+file of a few hundred rows, written here with pyarrow, and the counts and single-column reads of
+the advisory checks (:func:`arrow_dataset`).
 
 Not everything reaches the lake this way. The stream's lease and its staging cleanup use Hadoop's
 FileSystem through the Spark session's JVM (``streaming/lock.py``; the CLI reading or removing the
@@ -19,11 +21,13 @@ Spark/Hadoop bookkeeping, never data.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.dataset as pds
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 from pyspark.sql import DataFrame
@@ -117,9 +121,47 @@ def write_text(uri: str, text: str, *, s3: Any = None, content_type: str | None 
 
 
 def read_table(uri: str, columns: list[str]) -> pa.Table:
-    """Some columns of one Parquet file (a path as :func:`data_files` spells it), read with pyarrow."""
+    """Some columns of one Parquet file (a path as :func:`data_files` spells it), read with pyarrow.
+
+    One file, one thread: ``pq.read_table`` would plan a dataset for it, which costs more than
+    reading a small file (the event-id index check reads 24 per day).
+    """
     filesystem, path = lake_filesystem(uri)
-    return pq.read_table(path, filesystem=filesystem, columns=columns)
+    with filesystem.open_input_file(path) as source:
+        return pq.ParquetFile(source).read(columns=columns, use_threads=False)
+
+
+def replace_data_files(directory: str, table: pa.Table) -> str:
+    """Make ``table`` the one data file of a partition directory, written from this process; returns
+    its path.
+
+    For results of a few hundred rows, which a Spark job takes a second to write. The file is staged
+    under a hidden name (which readers skip), the directory's old data files are deleted, and the
+    staged file is renamed into place: a reader sees the old rows, for an instant none (as during
+    Spark's dynamic overwrite), or the new ones, never both.
+    """
+    filesystem, path = lake_filesystem(directory)
+    if is_local(directory):
+        path = os.path.abspath(path)
+        filesystem.create_dir(path, recursive=True)
+    name = f"part-00000-{uuid.uuid4()}.snappy.parquet"
+    staged = f"{path}/.{name}.tmp"
+    pq.write_table(table, staged, filesystem=filesystem, compression="snappy")
+    for old, _ in data_files(directory):
+        delete(old)
+    filesystem.move(staged, f"{path}/{name}")
+    return _spelled(directory, f"{path}/{name}")
+
+
+def arrow_dataset(uris: Sequence[str], dictionary_columns: Iterable[str] = ()) -> pds.Dataset:
+    """Some data files (paths as :func:`data_files` spells them, none of them a directory) as one
+    pyarrow dataset, for a count or a column read in this process. ``dictionary_columns`` are read
+    as the files' dictionaries and indices, not as one string per row."""
+    filesystem, _ = lake_filesystem(uris[0]) if uris else lake_filesystem(".")
+    fmt = pds.ParquetFileFormat(
+        read_options=pds.ParquetReadOptions(dictionary_columns=set(dictionary_columns))
+    )
+    return pds.dataset([lake_filesystem(u)[1] for u in uris], format=fmt, filesystem=filesystem)
 
 
 def delete(uri: str) -> bool:
