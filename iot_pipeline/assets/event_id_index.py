@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 import numpy as np
+import pandas as pd
 import pyarrow.compute as pc
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -114,6 +115,7 @@ def distinct_ids_by_day(
         listed = {k: set(v) for k, v in silver_files.items() if k[0] == day}
         if ids > max_ids or not indexed or indexed != listed:
             continue
-        day_hashes = np.sort(np.concatenate(hashes))  # neighbours compared: faster than np.unique
-        verdicts[day] = day_hashes.size == ids and not (day_hashes[1:] == day_hashes[:-1]).any()
+        day_hashes = np.concatenate(hashes)
+        # pandas' hash table: faster than sorting and comparing neighbours, which beats np.unique.
+        verdicts[day] = day_hashes.size == ids and pd.unique(day_hashes).size == ids
     return verdicts

@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import to_arrow_schema
 
 from iot_pipeline.assets.event_id_index import id_hash
 from iot_pipeline.assets.models import MIN_EVENTS, daily_p95_model, spark_schema
@@ -55,6 +56,7 @@ ID_GROUP_BYTES = 128 * 2**20
 # The daily p95's output as Spark writes it; declared once, in its Pandera model.
 P95_SCHEMA = spark_schema(daily_p95_model())
 P95_COLUMNS = tuple(P95_SCHEMA.fieldNames())
+P95_ARROW_SCHEMA = to_arrow_schema(P95_SCHEMA)  # the asset writes its few rows with pyarrow
 
 # What daily_p95_all_types reads from silver.
 P95_INPUT_COLUMNS = (

@@ -5,7 +5,8 @@ directories of a run's hours or days, the data files under them (by hour, for an
 a read of exactly those partitions, and replacing them, which is two steps because the writers
 learn which partitions got rows in different ways (an observation of the write, rows they already
 hold): :meth:`PartitionedDataset.write` overwrites the partitions the data has rows for (Spark's
-dynamic partition overwrite), :meth:`delete_emptied` removes the run's partitions that got none, so
+dynamic partition overwrite; :meth:`DailyDataset.write_table` does the same for a small Arrow
+table without Spark), :meth:`delete_emptied` removes the run's partitions that got none, so
 stale files never survive and partitions outside the run are never touched. File work goes through
 :mod:`iot_pipeline.storage.parquet_io` (local or S3, no JVM); only the Parquet dataset reads and
 writes go through Spark.
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
@@ -142,6 +145,17 @@ class DailyDataset(PartitionedDataset):
 
     def key(self, part: str) -> str:
         return part
+
+    def write_table(self, table: pa.Table) -> list[str]:
+        """Replace the partitions ``table`` has rows for, one Parquet file each, from this process
+        (no Spark job: for a result of a few hundred rows); returns the files written."""
+        column = table[self.column]
+        return [
+            pio.replace_data_files(
+                self.dir(day), table.filter(pc.equal(column, day)).drop_columns([self.column])
+            )
+            for day in sorted(pc.unique(column).to_pylist())
+        ]
 
 
 def hours_where_sql(hours: Iterable[datetime]) -> str:
