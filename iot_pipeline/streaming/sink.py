@@ -105,8 +105,10 @@ class BronzeBatchWriter:
                 F.unix_micros("kafka_timestamp") / 1e6, F.array(*[F.lit(q / 100) for q in range(101)]), 10_000
             ).alias("kafka_ts_percentiles"),
         )
+        # A batch's rows span one hour or a few: open a file per hour as rows come instead of
+        # sorting the batch by its partition columns first (the sort was a seventh of the CPU).
         HourlyDataset(self.layout.bronze_events).write(
-            bronze.withColumn(BATCH_COLUMN, partition_value), BATCH_COLUMN
+            bronze.withColumn(BATCH_COLUMN, partition_value), BATCH_COLUMN, keep_order=True
         )
         rejected = Observation("quarantine")
         bad = quarantine_rows(classified).observe(rejected, F.collect_list("reason").alias("reasons"))

@@ -83,6 +83,11 @@ CASES: list[tuple[str, str | None]] = [
     (_with(location="cafe").encode().replace(b'"cafe"', b'"caf\xe9"'), "invalid_utf8"),  # Latin-1 é
     (b"\xff\xfe" + _with().encode(), "invalid_utf8"),
     ('{"device_id": "other", ' + _with()[1:], "duplicate_key"),
+    # a repeat among keys that fill no field: a null, an unknown key, one that also fills a field
+    ('{"location": null, ' + _with(location=None)[1:], "duplicate_key"),
+    ('{"x": 1, "x": 2, ' + _with(unit=_DROP)[1:], "duplicate_key"),
+    ('{"extra": 1, "device_id": "dev-001", ' + _with(location=None)[1:], "duplicate_key"),
+    ('{"location": null, "extra": 1, ' + _with(location=_DROP)[1:], None),
     (_with(device_id="\t\t"), "empty_field:device_id"),
     (_with(device_type="\u00a0"), "empty_field:device_type"),
     (_with(device_id="dev\u0000x"), "control_character:device_id"),
