@@ -106,7 +106,7 @@ class BronzeBatchWriter:
             ).alias("kafka_ts_percentiles"),
         )
         # A batch's rows span one hour or a few: open a file per hour as rows come instead of
-        # sorting the batch by its partition columns first (the sort was a seventh of the CPU).
+        # sorting the batch by its partition columns first.
         HourlyDataset(self.layout.bronze_events).write(
             bronze.withColumn(BATCH_COLUMN, partition_value), BATCH_COLUMN, keep_order=True
         )

@@ -100,8 +100,7 @@ def reason_column(
 def _repeats_a_key(keys: Column) -> Column:
     """The object names a key twice. A repeated key fills a field another occurrence already filled,
     so an object whose keys each fill a different non-null field repeats none: only the other records
-    (a null or unknown key, or a repeat) pay for the distinct count. It used to cost about a fifth of
-    the stream's CPU, with the keys listed twice per record (docs/streaming.md)."""
+    (a null or unknown key, or a repeat) pay for the distinct count (its cost: docs/streaming.md)."""
     filled = sum((F.col(f"parsed.{f.name}").isNotNull().cast("int") for f in EVENT_FIELDS), F.lit(0))
     return (F.size(keys) != filled) & (F.size(keys) != F.size(F.array_distinct(keys)))
 
