@@ -29,7 +29,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -73,19 +73,17 @@ def per_file(silver: DataFrame, *more: Column) -> DataFrame:
     )
 
 
-def replace_hours(spark: SparkSession, index: str, fresh: DataFrame | None, hours: list[datetime]) -> None:
+def replace_hours(
+    index: str, fresh: DataFrame | None, hours: list[datetime], written: set[tuple[str, int]]
+) -> None:
     """Make the index partitions of ``hours`` exactly ``fresh`` (``per_file`` of what the run wrote;
-    None: nothing). Other hours are never read nor touched, so concurrent runs of other hours are safe."""
+    None: nothing, with ``written`` empty), whose rows are in the ``written`` (event_date, event_hour)
+    partitions (the caller counted them from the same rows). Other hours
+    are never read nor touched, so concurrent runs of other hours are safe."""
     dataset = HourlyDataset(index)
     dataset.delete_day_level_files(hours)  # the earlier one-file-per-day layout, if any
-    written: set[tuple[str, int]] = set()
-    if fresh is not None:
-        rows = fresh.select(*COLUMNS)  # the caller persists it (silver reads the fresh files once)
-        written = {
-            (r["event_date"], r["event_hour"]) for r in rows.select(*PARTITION_COLUMNS).distinct().collect()
-        }
-        if written:
-            dataset.write(rows)
+    if fresh is not None and written:
+        dataset.write(fresh.select(*COLUMNS))  # the caller persists it (silver reads the fresh files once)
     dataset.delete_emptied(hours, written)
 
 

@@ -35,6 +35,16 @@ PARTITION_FIELDS: tuple[T.StructField, ...] = (
 )
 PARTITION_COLUMNS: tuple[str, ...] = tuple(f.name for f in PARTITION_FIELDS)
 
+# Columns whose values are (nearly) unique per event: a Parquet dictionary of them fills up and falls
+# back to plain encoding in every column chunk, after paying for the hashing (docs/performance.md).
+PER_EVENT_COLUMNS: tuple[str, ...] = (
+    "event_id",
+    "event_timestamp",
+    "kafka_offset",
+    "kafka_timestamp",
+    "ingest_time",
+)
+
 
 def spark_type(field_type: FieldType) -> T.DataType:
     return _SPARK_TYPES[field_type]

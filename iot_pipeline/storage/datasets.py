@@ -88,13 +88,17 @@ class PartitionedDataset:
         reader = spark.read if schema is None else spark.read.schema(schema)
         return reader.option("basePath", self.root).parquet(*paths)
 
-    def write(self, df: DataFrame, *below: str, keep_order: bool = False) -> None:
+    def write(
+        self, df: DataFrame, *below: str, keep_order: bool = False, plain_columns: Iterable[str] = ()
+    ) -> None:
         """Overwrite the partitions ``df`` has rows for; every other partition keeps its files.
 
         ``below``: partition columns under the dataset's own (bronze's ``ingest_batch``);
-        ``keep_order``: see :func:`~iot_pipeline.storage.parquet_io.overwrite_partitions`.
+        ``keep_order``, ``plain_columns``: see :func:`~iot_pipeline.storage.parquet_io.overwrite_partitions`.
         """
-        pio.overwrite_partitions(df, self.root, [*self.columns, *below], keep_order=keep_order)
+        pio.overwrite_partitions(
+            df, self.root, [*self.columns, *below], keep_order=keep_order, plain_columns=plain_columns
+        )
 
     def delete_emptied(self, parts: Iterable[Any], produced: set[Hashable]) -> list[str]:
         """Delete the partitions of ``parts`` whose key is not in ``produced``; returns those that existed."""

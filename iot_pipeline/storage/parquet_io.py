@@ -181,7 +181,12 @@ CONCURRENT_WRITERS = "spark.sql.maxConcurrentOutputFileWriters"
 
 
 def overwrite_partitions(
-    df: DataFrame, dataset: str, partition_columns: list[str], *, keep_order: bool = False
+    df: DataFrame,
+    dataset: str,
+    partition_columns: list[str],
+    *,
+    keep_order: bool = False,
+    plain_columns: Iterable[str] = (),
 ) -> None:
     """Replace the partitions of ``dataset`` that ``df`` has rows for; leave every other one alone.
 
@@ -193,10 +198,15 @@ def overwrite_partitions(
     the partition columns first unless the rows already are, which would undo an order the caller
     chose. The rows then go to one open file per partition of the task, so this is for data laid out
     one partition (or a few) per task.
+
+    ``plain_columns``: written without a dictionary (values that rarely repeat; Parquet's writer would
+    build a dictionary per column chunk only to fall back to plain encoding).
     """
     writer = (
         df.write.mode("overwrite").option("partitionOverwriteMode", "dynamic").partitionBy(*partition_columns)
     )
+    for column in plain_columns:
+        writer = writer.option(f"parquet.enable.dictionary#{column}", "false")
     if not keep_order:
         writer.parquet(dataset)
         return

@@ -25,6 +25,7 @@ from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
 from iot_pipeline.contract.rules import rules_fingerprint
+from iot_pipeline.contract.spark_schema import PER_EVENT_COLUMNS
 from iot_pipeline.storage import parquet_io as pio
 from iot_pipeline.storage.commits import BATCH_COLUMN, parse_commit, validated_batches
 from iot_pipeline.storage.datasets import DailyDataset, HourlyDataset
@@ -108,7 +109,10 @@ class BronzeBatchWriter:
         # A batch's rows span one hour or a few: open a file per hour as rows come instead of
         # sorting the batch by its partition columns first.
         HourlyDataset(self.layout.bronze_events).write(
-            bronze.withColumn(BATCH_COLUMN, partition_value), BATCH_COLUMN, keep_order=True
+            bronze.withColumn(BATCH_COLUMN, partition_value),
+            BATCH_COLUMN,
+            keep_order=True,
+            plain_columns=PER_EVENT_COLUMNS,
         )
         rejected = Observation("quarantine")
         bad = quarantine_rows(classified).observe(rejected, F.collect_list("reason").alias("reasons"))

@@ -17,6 +17,7 @@ from iot_pipeline.assets.device_minute_stats import device_minute_stats
 from iot_pipeline.assets.external import EXTERNAL_ASSETS
 from iot_pipeline.assets.silver_events import events
 from iot_pipeline.contract.rules import rules_fingerprint
+from iot_pipeline.contract.spark_schema import PER_EVENT_COLUMNS
 from iot_pipeline.resources.kafka import KafkaResource
 from iot_pipeline.resources.lake import LakeResource
 from iot_pipeline.resources.spark import SparkResource
@@ -78,14 +79,27 @@ def test_hour_is_deduplicated_validated_compacted_and_sorted(spark_resource, tmp
     # One invalid row (null device_id) that slipped into bronze: dropped and counted.
     bad = rows.slice(0, 1).set_column(1, "device_id", pa.array([None], pa.string()))
     bad = bad.set_column(0, "event_id", pa.array(["bad-row"], pa.string()))
-    write_bronze(pa.concat_tables([rows, bad]), tmp_path / "bronze" / "events", files_per_hour=4)
+    # Two rows whose event time is not their partition's: the next hour, and the same hour a day later.
+    ts = rows.schema.field("event_timestamp").type
+    misplaced = pa.concat_tables(
+        [
+            rows.slice(1, 1).set_column(
+                rows.schema.get_field_index("event_timestamp"),
+                "event_timestamp",
+                pa.array([HOUR + shift + timedelta(minutes=5)], ts),
+            )
+            for shift in (timedelta(hours=1), timedelta(days=1))
+        ]
+    )
+    misplaced = misplaced.set_column(0, "event_id", pa.array(["next-hour", "next-day"], pa.string()))
+    write_bronze(pa.concat_tables([rows, bad, misplaced]), tmp_path / "bronze" / "events", files_per_hour=4)
 
     res = resources(spark_resource, tmp_path)
     result = materialize([events, device_minute_stats], res, partition="2026-02-03-10:00")
     assert result.success
     m = meta(result, "silver/events")
-    assert m["rows_read"] == rows.num_rows + 1
-    assert m["invalid_rows"] == 1
+    assert m["rows_read"] == rows.num_rows + 3
+    assert m["invalid_rows"] == 3
     assert m["duplicates_removed"] == batch.duplicates > 0
     assert m["rows_written"] == batch.unique.num_rows == 2200
     assert m["late_rows"] == batch.late > 0
@@ -95,6 +109,14 @@ def test_hour_is_deduplicated_validated_compacted_and_sorted(spark_resource, tmp
 
     files, silver = silver_hour(tmp_path, "2026-02-03", 10)
     assert len(files) == 1
+    # Columns unique per event are written without a dictionary; the repeating ones keep theirs.
+    chunks = pq.ParquetFile(files[0]).metadata.row_group(0)
+    dictionary = {
+        chunks.column(i).path_in_schema: chunks.column(i).has_dictionary_page
+        for i in range(chunks.num_columns)
+    }
+    assert not any(dictionary[c] for c in PER_EVENT_COLUMNS), dictionary
+    assert dictionary["device_id"] and dictionary["device_type"], dictionary
     assert silver.num_rows == 2200
     assert len(set(silver["event_id"].to_pylist())) == 2200
     # The copy kept is the first to reach Kafka: duplicates carry +1e6 ms, so none may survive.
