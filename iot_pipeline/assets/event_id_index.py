@@ -77,9 +77,9 @@ def replace_hours(
     index: str, fresh: DataFrame | None, hours: list[datetime], written: set[tuple[str, int]]
 ) -> None:
     """Make the index partitions of ``hours`` exactly ``fresh`` (``per_file`` of what the run wrote;
-    None: nothing, with ``written`` empty), whose rows are in the ``written`` (event_date, event_hour)
-    partitions (the caller counted them from the same rows). Other hours
-    are never read nor touched, so concurrent runs of other hours are safe."""
+    None: nothing). ``written``: the (event_date, event_hour) partitions ``fresh`` has rows in, which
+    the caller has from its stats over the same rows (empty with None). Other hours are never read
+    nor touched, so concurrent runs of other hours are safe."""
     dataset = HourlyDataset(index)
     dataset.delete_day_level_files(hours)  # the earlier one-file-per-day layout, if any
     if fresh is not None and written:

@@ -368,8 +368,8 @@ def _write_hours(
     )
     valid = raw.filter("_ok").drop("_ok")
     devices = bronze.select("device_type", "device_id").distinct()
-    # Valid rows sit in their event time's partition, so its epoch hour names the partition (a long
-    # per row into the set; strings built per row cost a tenth of the write, docs/performance.md).
+    # Valid rows sit in their event time's partition, so its epoch hour names the partition: a long
+    # per row into the set (a string per row was nearly a tenth of the write, docs/performance.md).
     out = compact_unique(deduplicate(valid) if exact else valid, files_per_hour, devices).observe(
         obs_out, F.collect_set(epoch_hour()).alias("hours")
     )
