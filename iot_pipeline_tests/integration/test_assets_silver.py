@@ -79,7 +79,9 @@ def test_hour_is_deduplicated_validated_compacted_and_sorted(spark_resource, tmp
     # One invalid row (null device_id) that slipped into bronze: dropped and counted.
     bad = rows.slice(0, 1).set_column(1, "device_id", pa.array([None], pa.string()))
     bad = bad.set_column(0, "event_id", pa.array(["bad-row"], pa.string()))
-    # Two rows whose event time is not their partition's: the next hour, and the same hour a day later.
+    # Two rows whose event time is not their partition's: the hour before, and the same hour a day
+    # before. Both are earlier than their Kafka time, so no value rule catches them: the partition
+    # check alone must.
     ts = rows.schema.field("event_timestamp").type
     misplaced = pa.concat_tables(
         [
@@ -88,10 +90,10 @@ def test_hour_is_deduplicated_validated_compacted_and_sorted(spark_resource, tmp
                 "event_timestamp",
                 pa.array([HOUR + shift + timedelta(minutes=5)], ts),
             )
-            for shift in (timedelta(hours=1), timedelta(days=1))
+            for shift in (timedelta(hours=-1), timedelta(days=-1))
         ]
     )
-    misplaced = misplaced.set_column(0, "event_id", pa.array(["next-hour", "next-day"], pa.string()))
+    misplaced = misplaced.set_column(0, "event_id", pa.array([str(uuid.uuid4()) for _ in range(2)], pa.string()))
     write_bronze(pa.concat_tables([rows, bad, misplaced]), tmp_path / "bronze" / "events", files_per_hour=4)
 
     res = resources(spark_resource, tmp_path)
