@@ -97,12 +97,13 @@ class _Hadoop:
         self.jvm = jvm
         self.path = jvm.org.apache.hadoop.fs.Path(path)
         conf = spark.sparkContext._jsc.hadoopConfiguration()
-        # The checksummed local FileSystem keeps .crc side files that go stale when another process
-        # rewrites the lease: a local lake uses the raw one.
-        if is_local(path):
-            self.fs = jvm.org.apache.hadoop.fs.FileSystem.getLocal(conf).getRaw()
-        else:
-            self.fs = self.path.getFileSystem(conf)
+        self.fs = self.path.getFileSystem(conf)
+        # The checksummed local FileSystem (a session may still choose it; the project's use the raw
+        # one) keeps .crc side files that go stale when another process rewrites the lease.
+        if is_local(path) and jvm.java.lang.Class.forName(
+            "org.apache.hadoop.fs.ChecksumFileSystem"
+        ).isInstance(self.fs):
+            self.fs = self.fs.getRaw()
 
     def child(self, path: str) -> Any:
         return self.jvm.org.apache.hadoop.fs.Path(path)

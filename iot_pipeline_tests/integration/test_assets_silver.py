@@ -93,7 +93,9 @@ def test_hour_is_deduplicated_validated_compacted_and_sorted(spark_resource, tmp
             for shift in (timedelta(hours=-1), timedelta(days=-1))
         ]
     )
-    misplaced = misplaced.set_column(0, "event_id", pa.array([str(uuid.uuid4()) for _ in range(2)], pa.string()))
+    misplaced = misplaced.set_column(
+        0, "event_id", pa.array([str(uuid.uuid4()) for _ in range(2)], pa.string())
+    )
     write_bronze(pa.concat_tables([rows, bad, misplaced]), tmp_path / "bronze" / "events", files_per_hour=4)
 
     res = resources(spark_resource, tmp_path)

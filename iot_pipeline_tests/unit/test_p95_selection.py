@@ -18,7 +18,7 @@ BINS_PER_OCTAVE = 16
 
 def _bins(x: np.ndarray) -> np.ndarray:
     safe = np.where(x > 0, x, 1.0)
-    return np.where(x > 0, np.floor(np.log2(safe) * BINS_PER_OCTAVE), -(2**40)).astype(np.int64)
+    return np.where(x > 0, np.floor(np.log2(safe) * BINS_PER_OCTAVE), -(2**31)).astype(np.int32)
 
 
 def _histogram(groups: dict[tuple[str, str], np.ndarray]) -> tuple[pa.Table, pa.Table]:
