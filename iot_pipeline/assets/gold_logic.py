@@ -183,8 +183,9 @@ def _is_candidate(reported: list[DayTypeHistogram]) -> Column:
     The cheapest test first, each on the rows the one before let through (``&`` short-circuits in
     Spark's generated code): the bin among all needed bins (an int ``switch``), the bin among those
     its type needs on any day (a type's distribution changes little from day to day: in the
-    benchmark 1.3 times the needed rows pass), and only then the exact (day, type, bin) key, a hash. A key collision
-    only lets a few extra rows through; ``values_by_bin`` files rows by their real bin.
+    benchmark 1.3 times the needed rows pass), and only then the exact (day, type, bin) key, a
+    hash. A key collision only lets a few extra rows through; ``values_by_bin`` files rows by their
+    real bin, and a (day, type) ranks only the bins it asked for.
     """
     by_type: dict[str, set[int]] = {}
     keys: set[int] = set()

@@ -154,7 +154,7 @@ class SparkResource(PySparkResource):
             # code that is compiled, so the stream's batch cache builds faster (docs/streaming.md).
             "spark.sql.codegen.hugeMethodLimit": "8000",
             # A local lake without Hadoop's .crc side files: the checksummed FileSystem opens a second
-            # file for every one it reads and checks every 512 bytes, a fifth of the daily p95's time
+            # file for every one it reads and checks every 512 bytes, a sixth of the daily p95's time
             # over 720 hourly files (docs/decisions.md). Object stores never used it.
             "spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem",
         }
