@@ -50,6 +50,8 @@ SESSION_READY = "Spark session ready"
 REMOTE_ENV = "IOT_SPARK_REMOTE"
 CONNECT_WAIT_ENV = "IOT_SPARK_CONNECT_WAIT_SECONDS"
 WAITING_FOR_SERVER = "Waiting for the Spark Connect server"
+# Hadoop's local FileSystem without checksum side files, for sessions whose lake is local.
+RAW_LOCAL_FILESYSTEM = "org.apache.hadoop.fs.RawLocalFileSystem"
 # The port an sc:// URL without one means (Spark Connect's own default).
 CONNECT_DEFAULT_PORT = 15002
 # Spark's Ivy directory when ``spark.jars.ivy`` is not set, under the home directory.
@@ -137,6 +139,24 @@ class SparkResource(PySparkResource):
         """The connectors' Maven coordinates: Kafka always, S3A with ``s3``, and ``extra_packages``."""
         return [kafka_connector_package(), *self.extra_packages, *(hadoop_aws_packages() if self.s3 else [])]
 
+    def uses_object_store(self) -> bool:
+        """Whether the session may write to an object store through a Hadoop connector.
+
+        Those buffer uploads on local disk via ``FileSystem.getLocal``, which casts to the checksummed
+        local FileSystem: such a session keeps it. S3A counts whether it comes from ``s3`` or from
+        its settings and package given by hand.
+        """
+        conf = self.spark_config or {}
+        connectors = ("hadoop-aws", "hadoop-azure", "gcs-connector")
+        return (
+            self.s3
+            or any(
+                key.startswith(("spark.hadoop.fs.s3a.", "spark.hadoop.fs.azure", "spark.hadoop.fs.gs."))
+                for key in conf
+            )
+            or any(c in package for package in self.extra_packages for c in connectors)
+        )
+
     def session_config(self) -> dict[str, Any]:
         conf: dict[str, Any] = {
             "spark.master": self.master,
@@ -153,15 +173,16 @@ class SparkResource(PySparkResource):
             # default limit (65,535) keeps it, interpreted. At 8,000 Spark falls back to per-expression
             # code that is compiled, so the stream's batch cache builds faster (docs/streaming.md).
             "spark.sql.codegen.hugeMethodLimit": "8000",
-            # A local lake without Hadoop's .crc side files: the checksummed FileSystem opens a second
-            # file for every one it reads and checks every 512 bytes, a sixth of the daily p95's time
-            # over 720 hourly files (docs/decisions.md). Object stores never used it.
-            "spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem",
         }
         if os.environ.get("SPARK_LOCAL_IP"):
             conf["spark.driver.host"] = os.environ["SPARK_LOCAL_IP"]
         if self.s3:
             conf.update(s3a_spark_conf(self.s3_endpoint or None, self.s3_region, self.s3_path_style))
+        if not self.uses_object_store():
+            # A local lake without Hadoop's .crc side files: the checksummed FileSystem opens a second
+            # file for every one it reads and checks every 512 bytes, a sixth of the daily p95's time
+            # over 720 hourly files (docs/decisions.md).
+            conf["spark.hadoop.fs.file.impl"] = RAW_LOCAL_FILESYSTEM
         conf.update(self.spark_config or {})
         # The driver maps this environment's class-data archive (resources/class_data.py); setting any
         # -Xshare or archive option in spark.driver.extraJavaOptions leaves that choice to the user.
