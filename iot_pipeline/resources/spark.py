@@ -143,18 +143,13 @@ class SparkResource(PySparkResource):
         """Whether the session may write to an object store through a Hadoop connector.
 
         Those buffer uploads on local disk via ``FileSystem.getLocal``, which casts to the checksummed
-        local FileSystem: such a session keeps it. S3A counts whether it comes from ``s3`` or from
-        its settings and package given by hand.
+        local FileSystem: such a session keeps it. A connector counts among the session's packages
+        (``s3`` adds hadoop-aws there) or by its settings given by hand.
         """
-        conf = self.spark_config or {}
         connectors = ("hadoop-aws", "hadoop-azure", "gcs-connector")
-        return (
-            self.s3
-            or any(
-                key.startswith(("spark.hadoop.fs.s3a.", "spark.hadoop.fs.azure", "spark.hadoop.fs.gs."))
-                for key in conf
-            )
-            or any(c in package for package in self.extra_packages for c in connectors)
+        settings = ("spark.hadoop.fs.s3a.", "spark.hadoop.fs.azure", "spark.hadoop.fs.gs.")
+        return any(c in package for package in self.packages() for c in connectors) or any(
+            key.startswith(settings) for key in self.spark_config or {}
         )
 
     def session_config(self) -> dict[str, Any]:
