@@ -90,7 +90,8 @@ def test_available_now_lands_each_record_once_in_its_hour(
 ) -> None:
     records = generate(4000, seed=7, start=START, faults=FAULTS, events_per_second=2.0)
     landed = produce(kafka_resource, records, [value for value, _ in HANDMADE])
-    resource = streaming_resource(spark_resource, kafka_resource, tmp_path / "lake")
+    # Batches of 1,500 records over the topic's partitions: each partition's range is split in tasks.
+    resource = streaming_resource(spark_resource, kafka_resource, tmp_path / "lake", max_records_per_task=200)
     started = time.time()
     totals = resource.run(StreamMode.AVAILABLE_NOW, log=lambda _: None)
     finished = time.time()
@@ -99,6 +100,9 @@ def test_available_now_lands_each_record_once_in_its_hour(
     assert totals.batches >= 3, "maxOffsetsPerTrigger should split the backlog into several batches"
     assert totals.input_rows == len(landed)
     assert_exactly_once(spark, layout, landed)
+    # More tasks than Kafka partitions wrote a batch's hour: one file per task.
+    batch_dirs = Path(layout.bronze_events).glob("event_date=*/event_hour=*/ingest_batch=*")
+    assert max(len(list(d.glob("*.parquet"))) for d in batch_dirs) > kafka_resource.partitions
 
     bronze = read_bronze(spark, layout)
     # Each valid event sits in the partition of its own (UTC) event hour, late ones included.
