@@ -205,6 +205,23 @@ def test_the_compose_environment_loads(tmp_path: Path) -> None:
     assert resolved["sensor_settings"]["grace_minutes"] == int(env["IOT_HOUR_GRACE_MINUTES"])
 
 
+def test_the_shipped_grace_period_waits_for_the_rows_silver_calls_on_time(tmp_path: Path) -> None:
+    """A grace period below silver's late margin runs each hour before its on-time rows are in, so
+    every hour would be run a second time by the late-data path."""
+    from iot_pipeline.assets.silver_events import LATE_MARGIN_MINUTES
+
+    shipped = {
+        ".env.example": read_env_file(REPO / ".env.example"),
+        "docker-compose.yml with .env.example": compose_pipeline_env(tmp_path),
+    }
+    (compose_default,) = re.findall(
+        r"\$\{IOT_HOUR_GRACE_MINUTES:-(\d+)\}", (REPO / "docker-compose.yml").read_text()
+    )
+    shipped["docker-compose.yml without it"] = {"IOT_HOUR_GRACE_MINUTES": compose_default}
+    for source, env in shipped.items():
+        assert int(env["IOT_HOUR_GRACE_MINUTES"]) >= LATE_MARGIN_MINUTES, source
+
+
 def test_the_helm_environment_loads(tmp_path: Path) -> None:
     env = helm_env()
     resolved = load(clean_env(env, tmp_path))
