@@ -206,8 +206,8 @@ def test_the_compose_environment_loads(tmp_path: Path) -> None:
 
 
 def test_the_shipped_grace_period_waits_for_the_rows_silver_calls_on_time(tmp_path: Path) -> None:
-    """A grace period below silver's late margin runs each hour before its on-time rows are in, so
-    every hour would be run a second time by the late-data path."""
+    """A grace period below silver's late margin closes an hour (when no stream watermark is known)
+    while rows silver still calls on time may arrive; each such row then costs the hour a second run."""
     from iot_pipeline.assets.silver_events import LATE_MARGIN_MINUTES
 
     shipped = {
